@@ -1,0 +1,189 @@
+"""Deploying BPMN definitions: parse, check, store a new version; parsed specs cached per version.
+
+A deployment never touches running instances: they keep the version they started on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jsonschema
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask as UserTaskMixin
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .errors import DefinitionInvalid
+from .models import ProcessDefinition
+from .people import find_group
+from .serialization import dump_specs, load_specs
+
+FORM_PROPERTY = "formJsonSchemaFilename"
+GROUP_VAR_PROPERTY = "kefu.group_var"
+MAX_BPMN_BYTES = 2_000_000
+
+# A check an outside package (e.g. slas) adds: (element_id, properties) -> error message or None.
+PropertyCheck = Callable[[str, dict[str, str]], str | None]
+
+
+@dataclass(frozen=True)
+class ParsedDefinition:
+    key: str
+    name: str
+    spec: BpmnProcessSpec
+    subprocess_specs: dict[str, BpmnProcessSpec]
+
+
+def properties_of(task_spec: Any) -> dict[str, str]:
+    """The ``spiffworkflow:properties`` of an element (empty when it has none)."""
+    extensions = getattr(task_spec, "extensions", None) or {}
+    return dict(extensions.get("properties") or {})
+
+
+def is_user_task(task_spec: Any) -> bool:
+    return isinstance(task_spec, UserTaskMixin)
+
+
+def parse_bpmn(xml: bytes) -> ParsedDefinition:
+    """Parse one BPMN file holding one executable process; errors name the element."""
+    if len(xml) > MAX_BPMN_BYTES:
+        raise DefinitionInvalid([{"element_id": None, "message": "BPMN file is too large"}])
+    try:
+        root = etree.fromstring(xml, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise DefinitionInvalid([{"element_id": None, "message": f"XML is not well-formed: {exc}"}]) from exc
+    parser = SpiffBpmnParser(validator=BpmnValidator())
+    try:
+        parser.add_bpmn_xml(root, filename="upload.bpmn")
+        ids = parser.get_process_ids()
+        if len(ids) != 1:
+            raise DefinitionInvalid([{"element_id": None,
+                                      "message": f"expected one executable process, found {len(ids)}"}])
+        key = ids[0]
+        spec = parser.get_spec(key)
+        subprocess_specs = parser.get_subprocess_specs(key)
+    except ValidationException as exc:
+        raise DefinitionInvalid([{"element_id": getattr(exc, "id", None), "message": str(exc)}]) from exc
+    return ParsedDefinition(key=key, name=spec.description or key, spec=spec,
+                            subprocess_specs=subprocess_specs)
+
+
+def check_definition(session: Session, parsed: ParsedDefinition, forms: dict[str, Any],
+                     checks: Iterable[PropertyCheck] = ()) -> list[dict[str, str | None]]:
+    """Errors that make a parsed definition unfit to run here (lanes, forms, properties)."""
+    errors: list[dict[str, str | None]] = []
+    for spec in [parsed.spec, *parsed.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            element_id = getattr(task_spec, "bpmn_id", None)
+            if element_id is None:
+                continue
+            props = properties_of(task_spec)
+            for check in checks:
+                message = check(element_id, props)
+                if message:
+                    errors.append({"element_id": element_id, "message": message})
+            if not is_user_task(task_spec):
+                continue
+            if not task_spec.lane:
+                errors.append({"element_id": element_id, "message": "user task is not in a lane"})
+            elif find_group(session, task_spec.lane) is None:
+                errors.append({"element_id": element_id,
+                               "message": f"lane '{task_spec.lane}' names no group"})
+            errors.extend(_form_errors(element_id, props, forms))
+    return errors
+
+
+def _form_errors(element_id: str, props: dict[str, str], forms: dict[str, Any]) -> list[dict]:
+    form_name = props.get(FORM_PROPERTY)
+    if not form_name:
+        return [{"element_id": element_id, "message": "user task has no form (formJsonSchemaFilename)"}]
+    schema = forms.get(form_name)
+    if schema is None:
+        return [{"element_id": element_id, "message": f"form '{form_name}' was not supplied"}]
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return [{"element_id": element_id, "message": f"form '{form_name}' is not a valid schema: {exc.message}"}]
+    return []
+
+
+def deploy(session: Session, xml: bytes, forms: dict[str, Any], *, now: datetime,
+           deployed_by: str | None = None, summary: str = "",
+           checks: Iterable[PropertyCheck] = ()) -> ProcessDefinition:
+    """Validate and store a new version of a definition; nothing is stored unless all checks pass.
+
+    ``forms`` maps form file names to schemas; forms the diagram names that are not given are taken
+    from the previous version.
+    """
+    parsed = parse_bpmn(xml)
+    previous = latest_version(session, parsed.key)
+    if previous is not None:
+        forms = {**previous.forms, **forms}
+    errors = check_definition(session, parsed, forms, checks)
+    if errors:
+        raise DefinitionInvalid(errors)
+    used = _used_forms(parsed)
+    definition = ProcessDefinition(
+        key=parsed.key, version=(previous.version + 1) if previous else 1, name=parsed.name,
+        bpmn_xml=xml.decode("utf-8"), forms={k: v for k, v in forms.items() if k in used},
+        spec_json=dump_specs(parsed.spec, parsed.subprocess_specs),
+        sha256=hashlib.sha256(xml + repr(sorted(forms.items())).encode()).hexdigest(),
+        deployed_by=deployed_by, deployed_at=now, summary=summary[:500])
+    session.add(definition)
+    session.flush()
+    return definition
+
+
+def _used_forms(parsed: ParsedDefinition) -> set[str]:
+    names = set()
+    for spec in [parsed.spec, *parsed.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            name = properties_of(task_spec).get(FORM_PROPERTY)
+            if name:
+                names.add(name)
+    return names
+
+
+def latest_version(session: Session, key: str) -> ProcessDefinition | None:
+    return session.scalars(select(ProcessDefinition).where(ProcessDefinition.key == key)
+                           .order_by(ProcessDefinition.version.desc()).limit(1)).first()
+
+
+def latest_versions(session: Session) -> list[ProcessDefinition]:
+    """The newest version of every deployed key."""
+    newest = (select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("v"))
+              .group_by(ProcessDefinition.key).subquery())
+    return list(session.scalars(
+        select(ProcessDefinition).join(newest, (ProcessDefinition.key == newest.c.key)
+                                       & (ProcessDefinition.version == newest.c.v))
+        .order_by(ProcessDefinition.key)))
+
+
+class SpecCache:
+    """Parsed specs by definition id: a version never changes, so entries never go stale."""
+
+    def __init__(self) -> None:
+        self._specs: dict[int, tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec], dict]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, definition_id: int):
+        """``(spec, subprocess_specs, forms)`` of a definition version."""
+        entry = self._specs.get(definition_id)
+        if entry is None:
+            definition = session.get(ProcessDefinition, definition_id)
+            if definition is None:
+                raise LookupError(definition_id)
+            spec, subs = load_specs(definition.spec_json)
+            entry = (spec, subs, dict(definition.forms))
+            with self._lock:
+                self._specs[definition_id] = entry
+        return entry

@@ -1,0 +1,91 @@
+"""Validating task data against a task's form (a JSON Schema).
+
+Errors come back per field, each with a stable code and parameters so that the web layer can
+word them in the user's language; ``fields`` carries the English wording for API clients.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator, FormatChecker
+
+from .errors import ValidationFailed
+
+_FORMATS = FormatChecker(formats=())
+
+
+@_FORMATS.checks("date-time", raises=ValueError)
+def _is_datetime(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("a date-time needs a time zone offset")
+    return True
+
+
+ENGLISH = {
+    "required": "This field is required.",
+    "maxLength": "At most {limit} characters.",
+    "minLength": "At least {limit} characters.",
+    "choice": "Not one of the allowed values.",
+    "type": "Must be of type {expected}.",
+    "minimum": "Must be at least {limit}.",
+    "maximum": "Must be at most {limit}.",
+    "format": "Not a valid date and time with time zone.",
+    "unknown": "Unknown field.",
+    "invalid": "Invalid value.",
+}
+
+
+def validate_form(schema: dict[str, Any], data: Any) -> dict[str, Any]:
+    """Check ``data`` against ``schema``; return the data or raise ``ValidationFailed``.
+
+    Without a schema only an object is required. Unknown fields are refused when the schema
+    says ``additionalProperties: false``.
+    """
+    if not isinstance(data, dict):
+        raise ValidationFailed("data must be a JSON object", {"data": "must be an object"})
+    if not schema:
+        return dict(data)
+    validator = Draft202012Validator(schema, format_checker=_FORMATS)
+    codes: dict[str, dict[str, Any]] = {}
+    for error in validator.iter_errors(data):
+        for field, code, params in _describe(error):
+            codes.setdefault(field, {"code": code, "params": params})
+    if codes:
+        fields = {f: ENGLISH[c["code"]].format(**c["params"]) for f, c in codes.items()}
+        exc = ValidationFailed("the form has errors: " + ", ".join(sorted(fields)), fields)
+        exc.codes = codes  # type: ignore[attr-defined]
+        raise exc
+    return dict(data)
+
+
+def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str, dict[str, Any]]]:
+    path = [str(p) for p in error.absolute_path]
+    field = path[0] if path else ""
+    kind = error.validator
+    if kind == "required":
+        missing = [p for p in error.validator_value if p not in (error.instance or {})]
+        return [(".".join([*path, m]), "required", {}) for m in missing]
+    if kind == "additionalProperties":
+        allowed = set((error.schema.get("properties") or {}).keys())
+        return [(k, "unknown", {}) for k in (error.instance or {}) if k not in allowed]
+    if kind in ("maxLength", "minLength", "minimum", "maximum"):
+        return [(field, kind, {"limit": error.validator_value})]
+    if kind in ("exclusiveMinimum",):
+        return [(field, "minimum", {"limit": f"> {error.validator_value}"})]
+    if kind in ("exclusiveMaximum",):
+        return [(field, "maximum", {"limit": f"< {error.validator_value}"})]
+    if kind in ("enum", "const", "oneOf", "anyOf"):
+        return [(field, "choice", {})]
+    if kind == "type":
+        return [(field, "type", {"expected": error.validator_value})]
+    if kind == "format":
+        return [(field, "format", {})]
+    if kind in ("if", "then", "allOf"):
+        return []  # the nested errors are reported on their own
+    return [(field or "data", "invalid", {})]

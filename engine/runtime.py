@@ -1,0 +1,429 @@
+"""The engine's verbs: start, complete, claim, suspend/resume, fire due timers.
+
+Each verb takes a session and the clock's ``now``, advances the Spiff workflow until it waits,
+and writes in the caller's transaction: the state (optimistic lock on ``lock_version``), the inbox
+rows, the next timer time, audit events, and whatever the listeners add. The caller commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from . import definitions
+from .clock import frozen_at
+from .errors import Conflict, Forbidden, InstanceFailed, NotFound, ValidationFailed
+from .forms import validate_form
+from .listeners import StepListener
+from .models import (
+    CANCELLED, COMPLETED, DONE, ERROR, OPEN, RUNNING, SUSPENDED, HumanTask, ProcessDefinition,
+    ProcessInstance, due_timer_instances, open_tasks_of_instance, record_event)
+from .people import Group, User, find_group
+from .serialization import dump_state, load_state
+from .timers import next_timer_time
+from .workflow_cache import WorkflowCache
+
+log = logging.getLogger("kefu.engine")
+START_FORM_REFERENCE_PREFIX = "kefu.reference_prefix"
+
+
+class Engine:
+    """SpiffWorkflow host. One per process; thread-safe (state lives in the database)."""
+
+    def __init__(self, listeners: Iterable[StepListener] = (),
+                 checks: Iterable[definitions.PropertyCheck] = (), cache_size: int = 1000) -> None:
+        self.listeners = list(listeners)
+        self.checks = list(checks)
+        self.specs = definitions.SpecCache()
+        self.workflows = WorkflowCache(cache_size)
+        self.script_engine = PythonScriptEngine()
+
+    # -- definitions -----------------------------------------------------------------------
+    def deploy(self, session: Session, xml: bytes, forms: dict[str, Any], *, now: datetime,
+               deployed_by: str | None = None, summary: str = "") -> ProcessDefinition:
+        definition = definitions.deploy(session, xml, forms, now=now, deployed_by=deployed_by,
+                                        summary=summary, checks=self.checks)
+        record_event(session, "deployed", at=now, actor=deployed_by,
+                     message=f"{definition.key} v{definition.version}",
+                     data={"key": definition.key, "version": definition.version})
+        return definition
+
+    # -- instances -------------------------------------------------------------------------
+    def start(self, session: Session, key: str, data: dict[str, Any], *, actor: User | None,
+              now: datetime) -> ProcessInstance:
+        """Start the latest version of ``key`` with ``data`` (validated against the start form)."""
+        definition = definitions.latest_version(session, key)
+        if definition is None:
+            raise NotFound(f"no process '{key}' is deployed")
+        spec, subs, forms = self.specs.get(session, definition.id)
+        start_spec = _start_event(spec)
+        start_props = definitions.properties_of(start_spec)
+        form_name = start_props.get(definitions.FORM_PROPERTY)
+        if form_name:
+            data = validate_form(forms.get(form_name, {}), data)
+        if actor is not None and start_spec.lane:
+            group = find_group(session, start_spec.lane)
+            if group is not None and not _in_group(actor, group.id):
+                raise Forbidden(f"only members of '{group.name}' may start '{key}'")
+        workflow = BpmnWorkflow(spec, subs, script_engine=self.script_engine)
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update(data)
+        instance = ProcessInstance(
+            definition_id=definition.id, process_key=key, title=str(data.get("title") or definition.name)[:200],
+            customer_phone=_str_or_none(data.get("customer_phone")), status=RUNNING, state="{}",
+            started_by=actor.id if actor else None, created_at=now, updated_at=now)
+        session.add(instance)
+        session.flush()
+        prefix = start_props.get(START_FORM_REFERENCE_PREFIX, key[:2].upper())
+        instance.reference = f"{prefix}{now:%Y%m%d}{instance.id:06d}"
+        record_event(session, "started", at=now, instance_id=instance.id, actor=_name(actor),
+                     message=definition.name, data=_audit_data(data))
+        for listener in self.listeners:
+            listener.instance_started(session, instance, start_props, start_spec.lane, now)
+        self._advance(session, instance, workflow, now, actor=actor, new=True)
+        return instance
+
+    def complete_task(self, session: Session, task_id: int, data: dict[str, Any], *,
+                      actor: User, now: datetime) -> HumanTask:
+        """Complete an open human task with form data (validated against its form)."""
+        task = self.get_task(session, task_id, actor)
+        if task.status != OPEN:
+            raise Conflict("this task is already done")
+        if task.assignee_id not in (None, actor.id):
+            raise Conflict("this task is held by someone else")
+        instance = task.instance
+        if instance.status == SUSPENDED:
+            raise Conflict("the case is suspended (挂起); resume it first")
+        forms = self.specs.get(session, instance.definition_id)[2]
+        clean = validate_form(forms.get(task.form_name or "", {}), data)
+        workflow = self._take_workflow(session, instance)
+        try:
+            spiff_task = workflow.get_task_from_id(_uuid(task.task_guid))
+        except Exception as exc:  # Spiff raises TaskNotFoundException
+            raise Conflict("the task no longer exists in the workflow") from exc
+        if spiff_task.state != TaskState.READY:
+            raise Conflict("the task is not ready")
+        task.assignee_id = actor.id
+        task.status = DONE
+        task.completed_at = now
+        task.completed_by = actor.id
+        record_event(session, "task_completed", at=now, instance_id=instance.id, task_id=task.id,
+                     actor=actor.username, message=task.title, data=_audit_data(clean))
+        for listener in self.listeners:
+            listener.task_closed(session, instance, task, now)
+        spiff_task.data.update(clean)
+        try:
+            with frozen_at(now):
+                spiff_task.run()
+        except WorkflowException as exc:
+            raise InstanceFailed(f"{task.title}: {exc}") from exc
+        self._advance(session, instance, workflow, now, actor=actor)
+        return task
+
+    def claim(self, session: Session, task_id: int, actor: User, now: datetime) -> HumanTask:
+        task = self.get_task(session, task_id, actor)
+        if task.status != OPEN:
+            raise Conflict("this task is already done")
+        if task.assignee_id == actor.id:
+            return task
+        if task.assignee_id is not None:
+            raise Conflict("this task is held by someone else")
+        task.assignee_id = actor.id
+        record_event(session, "task_claimed", at=now, instance_id=task.instance_id, task_id=task.id,
+                     actor=actor.username, message=task.title)
+        return task
+
+    def unclaim(self, session: Session, task_id: int, actor: User, now: datetime) -> HumanTask:
+        task = self.get_task(session, task_id, actor)
+        if task.status != OPEN:
+            raise Conflict("this task is already done")
+        if task.assignee_id not in (None, actor.id) and not self._leads(session, actor, task):
+            raise Conflict("this task is held by someone else")
+        task.assignee_id = None
+        record_event(session, "task_unclaimed", at=now, instance_id=task.instance_id,
+                     task_id=task.id, actor=actor.username, message=task.title)
+        return task
+
+    def assign(self, session: Session, task_id: int, assignee: User, actor: User,
+               now: datetime) -> HumanTask:
+        """A group leader (or admin) hands a task of the group to one of its members."""
+        task = self.get_task(session, task_id, actor)
+        if not self._leads(session, actor, task):
+            raise Forbidden("only the group leader may reassign this task")
+        if task.status != OPEN:
+            raise Conflict("this task is already done")
+        if task.group_id is not None and not _in_group(assignee, task.group_id):
+            raise ValidationFailed("the assignee is not in the task's group",
+                                   {"assignee": "not a member of the group"})
+        task.assignee_id = assignee.id
+        record_event(session, "task_assigned", at=now, instance_id=task.instance_id, task_id=task.id,
+                     actor=actor.username, message=f"{task.title} → {assignee.display_name}")
+        return task
+
+    def suspend(self, session: Session, instance_id: int, reason: str, *, actor: User,
+                now: datetime) -> ProcessInstance:
+        """Pause a case that waits on the customer (挂起): its SLA clocks stop until resumed."""
+        instance = self._instance_for_actor(session, instance_id, actor)
+        if instance.status != RUNNING:
+            raise Conflict(f"only a running case can be suspended (it is {instance.status})")
+        reason = (reason or "").strip()
+        if not reason:
+            raise ValidationFailed("a reason is required", {"reason": "required"})
+        instance.status, instance.suspended_at, instance.suspend_reason = SUSPENDED, now, reason[:500]
+        instance.updated_at = now
+        record_event(session, "suspended", at=now, instance_id=instance.id, actor=actor.username,
+                     message=reason[:500])
+        for listener in self.listeners:
+            listener.instance_suspended(session, instance, now)
+        return instance
+
+    def resume(self, session: Session, instance_id: int, *, actor: User, now: datetime) -> ProcessInstance:
+        instance = self._instance_for_actor(session, instance_id, actor)
+        if instance.status != SUSPENDED:
+            raise Conflict("the case is not suspended")
+        paused = (now - instance.suspended_at).total_seconds() if instance.suspended_at else 0
+        for listener in self.listeners:
+            listener.instance_resumed(session, instance, now)
+        instance.status, instance.suspended_at, instance.suspend_reason = RUNNING, None, None
+        instance.updated_at = now
+        record_event(session, "resumed", at=now, instance_id=instance.id, actor=actor.username,
+                     message="", data={"paused_seconds": int(paused)})
+        return instance
+
+    def fire_due_timers(self, session: Session, now: datetime, limit: int = 100) -> int:
+        """Fire BPMN timers due by ``now``; one committed unit of work per instance."""
+        fired = 0
+        for instance_id in due_timer_instances(session, now, limit):
+            try:
+                instance = session.get(ProcessInstance, instance_id)
+                if instance is None or instance.status != RUNNING:
+                    continue
+                workflow = self._take_workflow(session, instance)
+                with frozen_at(now):
+                    workflow.refresh_waiting_tasks()
+                record_event(session, "timer_fired", at=now, instance_id=instance.id)
+                self._advance(session, instance, workflow, now, actor=None)
+                session.commit()
+                fired += 1
+            except Conflict:
+                session.rollback()  # another worker advanced it: not an error
+            except InstanceFailed as exc:
+                session.rollback()
+                self._mark_error(session, instance_id, str(exc), now)
+        return fired
+
+    # -- reading ---------------------------------------------------------------------------
+    def get_task(self, session: Session, task_id: int, actor: User) -> HumanTask:
+        """A task the actor may see (their groups, assigned to them, or admin); else NotFound."""
+        task = session.get(HumanTask, task_id)
+        if task is None or not self.may_see(session, actor, task):
+            raise NotFound(f"task {task_id} not found")
+        return task
+
+    def may_see(self, session: Session, actor: User, task: HumanTask) -> bool:
+        if actor.has_role("admin", "manager") or task.assignee_id == actor.id:
+            return True
+        if task.group_id is not None and _in_group(actor, task.group_id):
+            return True
+        return self._leads(session, actor, task)
+
+    def workflow_data(self, session: Session, instance: ProcessInstance) -> dict[str, Any]:
+        """The case's current data (of its newest completed step)."""
+        workflow = self._peek_workflow(session, instance)
+        task = workflow.last_task
+        data = dict(task.data) if task is not None else {}
+        if workflow.is_completed():
+            data.update(workflow.data)
+        return data
+
+    def form_of(self, session: Session, task: HumanTask) -> dict[str, Any]:
+        return self.specs.get(session, task.instance.definition_id)[2].get(task.form_name or "", {})
+
+    def task_data(self, session: Session, task: HumanTask) -> dict[str, Any]:
+        workflow = self._peek_workflow(session, task.instance)
+        try:
+            return dict(workflow.get_task_from_id(_uuid(task.task_guid)).data)
+        except Exception:
+            return {}
+
+    # -- internals -------------------------------------------------------------------------
+    def _peek_workflow(self, session: Session, instance: ProcessInstance) -> BpmnWorkflow:
+        workflow = self._take_workflow(session, instance)
+        self.workflows.put(instance.id, instance.lock_version, workflow)
+        return workflow
+
+    def _take_workflow(self, session: Session, instance: ProcessInstance) -> BpmnWorkflow:
+        workflow = self.workflows.take(instance.id, instance.lock_version)
+        if workflow is None:
+            spec, subs, _ = self.specs.get(session, instance.definition_id)
+            workflow = load_state(instance.state, spec, subs)
+            workflow.script_engine = self.script_engine
+        return workflow
+
+    def _advance(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
+                 now: datetime, *, actor: User | None, new: bool = False) -> None:
+        try:
+            with frozen_at(now):
+                workflow.do_engine_steps()
+        except WorkflowException as exc:
+            raise InstanceFailed(str(exc)) from exc
+        instance.state = dump_state(workflow)
+        instance.updated_at = now
+        instance.next_timer_at = next_timer_time(workflow)
+        self._sync_tasks(session, instance, workflow, now, actor=actor, new=new)
+        if workflow.is_completed():
+            instance.status, instance.completed_at = COMPLETED, now
+            instance.next_timer_at = None
+            record_event(session, "completed", at=now, instance_id=instance.id,
+                         actor=_name(actor), message=_end_name(workflow))
+            for listener in self.listeners:
+                listener.instance_finished(session, instance, now)
+        try:
+            session.flush()
+        except StaleDataError as exc:
+            raise Conflict("the case was changed by someone else; reload and try again") from exc
+        self.workflows.put_after_commit(session, instance.id, instance.lock_version, workflow)
+
+    def _sync_tasks(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
+                    now: datetime, *, actor: User | None, new: bool) -> None:
+        ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+        existing = [] if new else open_tasks_of_instance(session, instance.id)
+        known = set()
+        for row in existing:
+            known.add(row.task_guid)
+            if row.task_guid not in ready:
+                row.status, row.completed_at = CANCELLED, now
+                for listener in self.listeners:
+                    listener.task_closed(session, instance, row, now)
+        for guid, spiff_task in ready.items():
+            if guid in known:
+                continue
+            self._open_task(session, instance, guid, spiff_task, now, actor)
+
+    def _open_task(self, session: Session, instance: ProcessInstance, guid: str, spiff_task: Any,
+                   now: datetime, actor: User | None) -> None:
+        spec = spiff_task.task_spec
+        props = definitions.properties_of(spec)
+        group = _task_group(session, spec.lane, props, spiff_task.data)
+        row = HumanTask(instance_id=instance.id, task_guid=guid, name=spec.bpmn_id,
+                        title=(spec.bpmn_name or spec.bpmn_id)[:200],
+                        form_name=props.get(definitions.FORM_PROPERTY),
+                        group_id=group.id if group else None, status=OPEN, created_at=now)
+        row.assignee_id = self._natural_assignee(session, instance, row, actor)
+        session.add(row)
+        session.flush()
+        for listener in self.listeners:
+            listener.task_opened(session, instance, row, props, spiff_task.data, now)
+        record_event(session, "task_opened", at=now, instance_id=instance.id, task_id=row.id,
+                     message=row.title, data={"group": group.code if group else None,
+                                              "assignee_id": row.assignee_id})
+
+    def _natural_assignee(self, session: Session, instance: ProcessInstance, row: HumanTask,
+                          actor: User | None) -> int | None:
+        """Rework goes back to whoever did this step before; otherwise the agent who took the case
+        keeps it, or the acting user, when the step is in their own group."""
+        previous = session.scalars(
+            select(HumanTask.completed_by).where(HumanTask.instance_id == instance.id,
+                                                 HumanTask.name == row.name, HumanTask.status == DONE)
+            .order_by(HumanTask.id.desc()).limit(1)).first()
+        candidates = [previous, instance.started_by, actor.id if actor else None]
+        for user_id in candidates:
+            if user_id is None or row.group_id is None:
+                continue
+            user = session.get(User, user_id)
+            if user is not None and user.active and _in_group(user, row.group_id):
+                return user_id
+        return None
+
+    def _instance_for_actor(self, session: Session, instance_id: int, actor: User) -> ProcessInstance:
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None:
+            raise NotFound(f"case {instance_id} not found")
+        if actor.has_role("admin", "manager", "leader"):
+            return instance
+        if any(self.may_see(session, actor, t) for t in open_tasks_of_instance(session, instance.id)):
+            return instance
+        if instance.started_by == actor.id:
+            return instance
+        raise NotFound(f"case {instance_id} not found")
+
+    def _leads(self, session: Session, actor: User, task: HumanTask) -> bool:
+        if actor.has_role("admin"):
+            return True
+        if task.group_id is None:
+            return False
+        group = session.get(Group, task.group_id)
+        return group is not None and group.leader_id == actor.id
+
+    def _mark_error(self, session: Session, instance_id: int, message: str, now: datetime) -> None:
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None:
+            return
+        instance.status, instance.error, instance.updated_at = ERROR, message[:4000], now
+        record_event(session, "error", at=now, instance_id=instance_id, message=message[:500])
+        session.commit()
+        log.error("instance %s failed: %s", instance_id, message)
+
+
+def _task_group(session: Session, lane: str | None, props: dict[str, str],
+                data: dict[str, Any]) -> Group | None:
+    var = props.get(definitions.GROUP_VAR_PROPERTY)
+    if var and data.get(var):
+        group = find_group(session, str(data[var]))
+        if group is not None:
+            return group
+    return find_group(session, lane) if lane else None
+
+
+def _start_event(spec: Any) -> Any:
+    for task_spec in spec.task_specs.values():
+        if type(task_spec).__name__ == "StartEvent" and not task_spec.inputs[0:0]:
+            if getattr(task_spec, "event_definition", None) is not None and \
+                    type(task_spec.event_definition).__name__ == "NoneEventDefinition":
+                return task_spec
+    return spec.start
+
+
+def _end_name(workflow: BpmnWorkflow) -> str:
+    """The name of the end event the case finished on (e.g. 投诉关闭)."""
+    ends = [t for t in workflow.get_tasks(state=TaskState.COMPLETED)
+            if type(t.task_spec).__name__ == "EndEvent"]
+    return (ends[-1].task_spec.bpmn_name or "") if ends else ""
+
+
+def _in_group(user: User, group_id: int) -> bool:
+    return group_id in user.group_ids
+
+
+def _name(user: User | None) -> str | None:
+    return user.username if user else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value)[:32] if value not in (None, "") else None
+
+
+def _uuid(value: str):
+    from uuid import UUID
+
+    return UUID(value)
+
+
+def _audit_data(data: dict[str, Any]) -> dict[str, Any]:
+    """What the history keeps of submitted data (JSON-safe, long texts cut)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, str) and len(value) > 500:
+            value = value[:500] + "…"
+        out[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+    return out

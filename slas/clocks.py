@@ -1,0 +1,140 @@
+"""Starting, pausing, resuming and stopping SLA clocks as an engine step unfolds.
+
+Time on a clock is counted on its calendar (24×7 or working days). A pause (挂起) adds the paused
+span, measured on the same calendar, to ``paused_seconds``; every threshold instant is then
+``calendar.add(started_at, threshold + paused_seconds)``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.models import HumanTask, ProcessInstance, record_event
+from engine.people import find_group
+
+from .business_calendar import load_calendar
+from .models import PAUSED, RUNNING, STOPPED, Escalation, SlaClock, running_clocks
+from .policies import Policy, policy_from_properties
+
+
+def threshold_at(clock: SlaClock, fraction: float) -> datetime:
+    """The instant at which ``fraction`` of the clock's limit has been used."""
+    calendar = load_calendar(clock.calendar)
+    return calendar.add(clock.started_at, clock.duration_seconds * fraction + clock.paused_seconds)
+
+
+def next_check(clock: SlaClock) -> datetime | None:
+    """The next threshold this clock has not crossed yet (None when all are behind it)."""
+    if clock.state != RUNNING:
+        return None
+    pending = [] if clock.warned_at else [clock.warn_fraction]
+    pending += [fraction for level, (fraction, _) in enumerate(clock.escalations, start=1)
+                if level > clock.level]
+    return threshold_at(clock, min(pending)) if pending else None
+
+
+def refresh(clock: SlaClock) -> None:
+    clock.due_at = threshold_at(clock, 1.0)
+    clock.warn_at = threshold_at(clock, clock.warn_fraction)
+    clock.next_check_at = next_check(clock)
+
+
+def start_clock(session: Session, instance: ProcessInstance, policy: Policy, *, title: str,
+                group_id: int | None, now: datetime, task: HumanTask | None = None,
+                explicit_due: datetime | None = None) -> SlaClock:
+    duration = policy.duration_seconds
+    if explicit_due is not None and explicit_due > now:
+        duration = min(duration, load_calendar(policy.calendar).between(now, explicit_due)) or duration
+    clock = SlaClock(instance_id=instance.id, task_id=task.id if task else None, title=title[:200],
+                     group_id=group_id, calendar=policy.calendar, started_at=now,
+                     duration_seconds=duration, paused_seconds=0.0, warn_fraction=policy.warn,
+                     escalations=[list(e) for e in policy.escalations], level=0, state=RUNNING)
+    refresh(clock)
+    session.add(clock)
+    if task is not None:
+        task.due_at, task.warn_at = clock.due_at, clock.warn_at
+    return clock
+
+
+def stop_clocks(session: Session, clocks: list[SlaClock], now: datetime) -> None:
+    """Stop clocks and clear their open escalations (the step is done)."""
+    for clock in clocks:
+        clock.state, clock.stopped_at, clock.next_check_at = STOPPED, now, None
+    ids = [c.id for c in clocks if c.id is not None]
+    if ids:
+        session.flush()
+        session.query(Escalation).filter(Escalation.clock_id.in_(ids),
+                                         Escalation.cleared_at.is_(None)).update(
+            {Escalation.cleared_at: now}, synchronize_session=False)
+
+
+def _parse_due(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+class SlaListener:
+    """The engine's step listener that keeps SLA clocks in step with tasks and cases."""
+
+    def instance_started(self, session: Session, instance: ProcessInstance,
+                         start_properties: dict[str, str], lane: str | None, now: datetime) -> None:
+        policy = policy_from_properties(start_properties)
+        if policy is None:
+            return
+        group = find_group(session, lane) if lane else None
+        start_clock(session, instance, policy, title=instance.definition.name, now=now,
+                    group_id=group.id if group else None)
+
+    def task_opened(self, session: Session, instance: ProcessInstance, task: HumanTask,
+                    properties: dict[str, str], data: dict[str, Any], now: datetime) -> None:
+        policy = policy_from_properties(properties)
+        if policy is None:
+            return
+        explicit = _parse_due(data.get(policy.due_var)) if policy.due_var else None
+        clock = start_clock(session, instance, policy, title=task.title, group_id=task.group_id,
+                            now=now, task=task, explicit_due=explicit)
+        if instance.status == "suspended":
+            self._pause(clock, now)
+
+    def task_closed(self, session: Session, instance: ProcessInstance, task: HumanTask,
+                    now: datetime) -> None:
+        clocks = [c for c in running_clocks(session, instance.id) if c.task_id == task.id]
+        clocks += [c for c in _paused(session, instance.id) if c.task_id == task.id]
+        stop_clocks(session, clocks, now)
+
+    def instance_finished(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
+        stop_clocks(session, running_clocks(session, instance.id) + _paused(session, instance.id), now)
+
+    def instance_suspended(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
+        for clock in running_clocks(session, instance.id):
+            self._pause(clock, now)
+        record_event(session, "sla_paused", at=now, instance_id=instance.id, message="")
+
+    def instance_resumed(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
+        tasks = {t.id: t for t in session.query(HumanTask).filter(
+            HumanTask.instance_id == instance.id, HumanTask.status == "open")}
+        for clock in _paused(session, instance.id):
+            calendar = load_calendar(clock.calendar)
+            clock.paused_seconds += calendar.between(clock.paused_at or now, now)
+            clock.state, clock.paused_at = RUNNING, None
+            refresh(clock)
+            task = tasks.get(clock.task_id) if clock.task_id else None
+            if task is not None:
+                task.due_at, task.warn_at = clock.due_at, clock.warn_at
+
+    @staticmethod
+    def _pause(clock: SlaClock, now: datetime) -> None:
+        clock.state, clock.paused_at, clock.next_check_at = PAUSED, now, None
+
+
+def _paused(session: Session, instance_id: int) -> list[SlaClock]:
+    return list(session.query(SlaClock).filter(SlaClock.instance_id == instance_id,
+                                               SlaClock.state == PAUSED))
