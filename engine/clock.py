@@ -11,16 +11,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as _spiff_timer
+
+# The centre's local time: references (工单号) and the working-day calendar use it.
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 _frozen: ContextVar[datetime | None] = ContextVar("kefu_frozen_now", default=None)
 
 
 def utcnow() -> datetime:
     """The current instant in UTC, honouring :func:`frozen_at`."""
-    return _frozen.get() or datetime.now(timezone.utc)
+    return _frozen.get() or datetime.now(UTC)
 
 
 @contextlib.contextmanager
@@ -28,7 +32,7 @@ def frozen_at(now: datetime) -> Iterator[None]:
     """Make the engine (and Spiff's timers) see ``now`` as the current time in this context."""
     if now.tzinfo is None:
         raise ValueError("the clock needs an aware datetime")
-    token = _frozen.set(now.astimezone(timezone.utc))
+    token = _frozen.set(now.astimezone(UTC))
     try:
         yield
     finally:

@@ -6,6 +6,7 @@ A deployment never touches running instances: they keep the version they started
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -136,11 +137,18 @@ def deploy(session: Session, xml: bytes, forms: dict[str, Any], *, now: datetime
         key=parsed.key, version=(previous.version + 1) if previous else 1, name=parsed.name,
         bpmn_xml=xml.decode("utf-8"), forms={k: v for k, v in forms.items() if k in used},
         spec_json=dump_specs(parsed.spec, parsed.subprocess_specs),
-        sha256=hashlib.sha256(xml + repr(sorted(forms.items())).encode()).hexdigest(),
+        sha256=content_hash(xml, forms, parsed),
         deployed_by=deployed_by, deployed_at=now, summary=summary[:500])
     session.add(definition)
     session.flush()
     return definition
+
+
+def content_hash(xml: bytes, forms: dict[str, Any], parsed: ParsedDefinition) -> str:
+    """Identity of a diagram together with the forms it uses (to skip redeploying the same)."""
+    used = _used_forms(parsed)
+    payload = json.dumps({k: forms[k] for k in sorted(used) if k in forms}, sort_keys=True)
+    return hashlib.sha256(xml + payload.encode()).hexdigest()
 
 
 def _used_forms(parsed: ParsedDefinition) -> set[str]:

@@ -21,7 +21,7 @@ _FORMATS = FormatChecker(formats=())
 def _is_datetime(value: object) -> bool:
     if not isinstance(value, str):
         return True
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("a date-time needs a time zone offset")
     return True

@@ -55,6 +55,17 @@ class User(Base):
         secondary=user_groups, back_populates="members", lazy="selectin"
     )
 
+    # The four members a session library (Flask-Login) expects of a user object.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        return str(self.id)
+
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 

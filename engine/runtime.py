@@ -7,27 +7,41 @@ rows, the next timer time, audit events, and whatever the listeners add. The cal
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.exceptions import TaskNotFoundException, WorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import definitions
-from .clock import frozen_at
+from .clock import LOCAL_TZ, frozen_at
 from .errors import Conflict, Forbidden, InstanceFailed, NotFound, ValidationFailed
 from .forms import validate_form
 from .listeners import StepListener
 from .models import (
-    CANCELLED, COMPLETED, DONE, ERROR, OPEN, RUNNING, SUSPENDED, HumanTask, ProcessDefinition,
-    ProcessInstance, due_timer_instances, open_tasks_of_instance, record_event)
+    CANCELLED,
+    COMPLETED,
+    DONE,
+    ERROR,
+    OPEN,
+    RUNNING,
+    SUSPENDED,
+    HumanTask,
+    ProcessDefinition,
+    ProcessInstance,
+    due_timer_instances,
+    open_tasks_of_instance,
+    record_event,
+)
 from .people import Group, User, find_group
 from .serialization import dump_state, load_state
 from .timers import next_timer_time
@@ -58,6 +72,23 @@ class Engine:
                      data={"key": definition.key, "version": definition.version})
         return definition
 
+    def deploy_directory(self, session: Session, directory: Path, *, now: datetime,
+                         deployed_by: str = "system") -> list[ProcessDefinition]:
+        """Deploy every ``*.bpmn`` in ``directory`` (forms from ``forms/``) whose content changed
+        since its latest version; unchanged diagrams are left alone."""
+        forms = {p.name: json.loads(p.read_text("utf-8"))
+                 for p in sorted((directory / "forms").glob("*.json"))}
+        deployed = []
+        for path in sorted(directory.glob("*.bpmn")):
+            xml = path.read_bytes()
+            parsed = definitions.parse_bpmn(xml)
+            latest = definitions.latest_version(session, parsed.key)
+            if latest is not None and latest.sha256 == definitions.content_hash(xml, forms, parsed):
+                continue
+            deployed.append(self.deploy(session, xml, forms, now=now, deployed_by=deployed_by,
+                                        summary=f"bundled {path.name}"))
+        return deployed
+
     # -- instances -------------------------------------------------------------------------
     def start(self, session: Session, key: str, data: dict[str, Any], *, actor: User | None,
               now: datetime) -> ProcessInstance:
@@ -85,7 +116,7 @@ class Engine:
         session.add(instance)
         session.flush()
         prefix = start_props.get(START_FORM_REFERENCE_PREFIX, key[:2].upper())
-        instance.reference = f"{prefix}{now:%Y%m%d}{instance.id:06d}"
+        instance.reference = f"{prefix}{now.astimezone(LOCAL_TZ):%Y%m%d}{instance.id:06d}"
         record_event(session, "started", at=now, instance_id=instance.id, actor=_name(actor),
                      message=definition.name, data=_audit_data(data))
         for listener in self.listeners:
@@ -109,7 +140,7 @@ class Engine:
         workflow = self._take_workflow(session, instance)
         try:
             spiff_task = workflow.get_task_from_id(_uuid(task.task_guid))
-        except Exception as exc:  # Spiff raises TaskNotFoundException
+        except TaskNotFoundException as exc:
             raise Conflict("the task no longer exists in the workflow") from exc
         if spiff_task.state != TaskState.READY:
             raise Conflict("the task is not ready")
@@ -173,7 +204,7 @@ class Engine:
     def suspend(self, session: Session, instance_id: int, reason: str, *, actor: User,
                 now: datetime) -> ProcessInstance:
         """Pause a case that waits on the customer (挂起): its SLA clocks stop until resumed."""
-        instance = self._instance_for_actor(session, instance_id, actor)
+        instance = self.get_instance(session, instance_id, actor)
         if instance.status != RUNNING:
             raise Conflict(f"only a running case can be suspended (it is {instance.status})")
         reason = (reason or "").strip()
@@ -188,7 +219,7 @@ class Engine:
         return instance
 
     def resume(self, session: Session, instance_id: int, *, actor: User, now: datetime) -> ProcessInstance:
-        instance = self._instance_for_actor(session, instance_id, actor)
+        instance = self.get_instance(session, instance_id, actor)
         if instance.status != SUSPENDED:
             raise Conflict("the case is not suspended")
         paused = (now - instance.suspended_at).total_seconds() if instance.suspended_at else 0
@@ -253,7 +284,7 @@ class Engine:
         workflow = self._peek_workflow(session, task.instance)
         try:
             return dict(workflow.get_task_from_id(_uuid(task.task_guid)).data)
-        except Exception:
+        except TaskNotFoundException:
             return {}
 
     # -- internals -------------------------------------------------------------------------
@@ -345,17 +376,25 @@ class Engine:
                 return user_id
         return None
 
-    def _instance_for_actor(self, session: Session, instance_id: int, actor: User) -> ProcessInstance:
+    def get_instance(self, session: Session, instance_id: int, actor: User) -> ProcessInstance:
+        """A case the actor may see; NotFound otherwise (we do not reveal that it exists)."""
         instance = session.get(ProcessInstance, instance_id)
-        if instance is None:
+        if instance is None or not self.may_view_instance(session, actor, instance):
             raise NotFound(f"case {instance_id} not found")
-        if actor.has_role("admin", "manager", "leader"):
-            return instance
-        if any(self.may_see(session, actor, t) for t in open_tasks_of_instance(session, instance.id)):
-            return instance
-        if instance.started_by == actor.id:
-            return instance
-        raise NotFound(f"case {instance_id} not found")
+        return instance
+
+    def may_view_instance(self, session: Session, actor: User, instance: ProcessInstance) -> bool:
+        """Managers, leaders and admins see every case; others the cases they started or whose
+        steps were (or are) in their groups or in their hands."""
+        if actor.has_role("admin", "manager", "leader") or instance.started_by == actor.id:
+            return True
+        groups = actor.group_ids or {-1}
+        hit = session.scalar(select(HumanTask.id).where(
+            HumanTask.instance_id == instance.id,
+            (HumanTask.group_id.in_(groups)) | (HumanTask.assignee_id == actor.id)
+            | (HumanTask.completed_by == actor.id)).limit(1))
+        return hit is not None
+
 
     def _leads(self, session: Session, actor: User, task: HumanTask) -> bool:
         if actor.has_role("admin"):
@@ -386,11 +425,11 @@ def _task_group(session: Session, lane: str | None, props: dict[str, str],
 
 
 def _start_event(spec: Any) -> Any:
+    """The process's plain (none) start event, whose properties describe the whole case."""
     for task_spec in spec.task_specs.values():
-        if type(task_spec).__name__ == "StartEvent" and not task_spec.inputs[0:0]:
-            if getattr(task_spec, "event_definition", None) is not None and \
-                    type(task_spec.event_definition).__name__ == "NoneEventDefinition":
-                return task_spec
+        event = getattr(task_spec, "event_definition", None)
+        if type(task_spec).__name__ == "StartEvent" and type(event).__name__ == "NoneEventDefinition":
+            return task_spec
     return spec.start
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
@@ -20,6 +20,6 @@ def next_timer_time(workflow: BpmnWorkflow) -> datetime | None:
             continue
         when = datetime.fromisoformat(str(value))
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         times.append(when)
     return min(times) if times else None

@@ -1,0 +1,68 @@
+"""Kefu's web application: the composition root that wires engine, SLAs and connectors.
+
+Nothing imports this package; it imports everything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, request, session
+from flask_login import current_user
+
+from engine import models as _engine_models  # noqa: F401  (registers tables)
+from engine.lease import SchedulerLease  # noqa: F401
+from engine.runtime import Engine
+from slas import models as _sla_models  # noqa: F401
+from slas.clocks import SlaListener
+from slas.policies import check_properties
+
+from . import config
+from .extensions import babel, csrf, db, login_manager, migrate
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, extensions, the engine, blueprints and CLI commands."""
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_mapping(config.from_environment())
+    if test_config:
+        app.config.update(test_config)
+        if "SQLALCHEMY_DATABASE_URI" in test_config and "SQLALCHEMY_ENGINE_OPTIONS" not in test_config:
+            from engine.database import engine_options
+
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(test_config["SQLALCHEMY_DATABASE_URI"])
+
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(config.PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    babel.init_app(app, locale_selector=_select_locale, timezone_selector=lambda: "Asia/Shanghai")
+    app.extensions["kefu_engine"] = Engine(listeners=[SlaListener()], checks=[check_properties],
+                                           cache_size=app.config["KEFU_WORKFLOW_CACHE"])
+
+    from . import api, auth, cases, cli, errors, escalations, inbox, views_helpers
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(inbox.bp)
+    app.register_blueprint(cases.bp)
+    app.register_blueprint(escalations.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+    errors.register(app)
+    views_helpers.register(app)
+    cli.register(app)
+    return app
+
+
+def _select_locale() -> str:
+    languages = ["zh_CN", "en"]
+    chosen = session.get("lang")
+    if chosen in languages:
+        return chosen
+    if current_user and getattr(current_user, "is_authenticated", False) and current_user.locale in languages:
+        return current_user.locale
+    if request.args.get("lang") in languages:
+        return request.args["lang"]
+    return "zh_CN"

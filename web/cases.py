@@ -1,0 +1,180 @@
+"""Cases (process instances): recording a new one, its page with the whole history, the list,
+and pausing a case that waits on the customer (挂起)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from engine import definitions
+from engine.clock import utcnow
+from engine.errors import ValidationFailed
+from engine.models import (
+    HumanTask,
+    ProcessInstance,
+    instance_events,
+    open_tasks_of_instance,
+)
+from engine.people import User
+from slas.models import Escalation, clocks_of_instance
+
+from .access import roles_required
+from .errors import localized_fields
+from .extensions import db
+from .schema_forms import LOCAL, coerce, field_catalog, fields_of
+from .views_helpers import engine, locale
+
+bp = Blueprint("cases", __name__)
+HISTORY_LIMIT = 20
+
+
+def customer_history(phone: str | None, key: str = "complaint", exclude: int | None = None):
+    """This customer's earlier cases of a process, newest first."""
+    if not phone:
+        return []
+    query = (select(ProcessInstance).where(ProcessInstance.customer_phone == phone.strip(),
+                                           ProcessInstance.process_key == key)
+             .order_by(ProcessInstance.id.desc()).limit(HISTORY_LIMIT))
+    if exclude:
+        query = query.where(ProcessInstance.id != exclude)
+    return list(db.session.scalars(query))
+
+
+def _start_schema(key: str) -> tuple[definitions.ProcessDefinition, dict, dict]:
+    definition = definitions.latest_version(db.session, key)
+    if definition is None:
+        abort(404)
+    spec, _subs, forms = engine().specs.get(db.session, definition.id)
+    start = next((t for t in spec.task_specs.values() if type(t).__name__ == "StartEvent"), None)
+    form_name = definitions.properties_of(start).get(definitions.FORM_PROPERTY) if start else None
+    return definition, forms.get(form_name or "", {}), forms
+
+
+@bp.get("/complaints/new")
+@login_required
+def new_complaint():
+    return redirect(url_for("cases.new", key="complaint", **request.args))
+
+
+@bp.route("/cases/new/<key>", methods=["GET", "POST"])
+@login_required
+def new(key: str):
+    definition, schema, forms = _start_schema(key)
+    errors: dict[str, str] = {}
+    values: dict = dict(request.args)
+    status = 200
+    if request.method == "POST":
+        data = coerce(schema, request.form)
+        try:
+            instance = engine().start(db.session, key, data, actor=current_user, now=utcnow())
+            db.session.commit()
+        except ValidationFailed as exc:
+            db.session.rollback()
+            errors, values, status = localized_fields(exc), dict(request.form), 422
+            flash(_("Please correct the marked fields."), "error")
+        else:
+            flash(_("Recorded as %(ref)s.", ref=instance.reference), "success")
+            mine = db.session.scalars(select(HumanTask).where(
+                HumanTask.instance_id == instance.id, HumanTask.status == "open",
+                HumanTask.assignee_id == current_user.id).limit(1)).first()
+            if mine is not None:
+                return redirect(url_for("inbox.task", task_id=mine.id))
+            return redirect(url_for("cases.show", instance_id=instance.id))
+    return render_template("case_new.html", definition=definition, key=key,
+                           fields=fields_of(schema, values, errors, locale()),
+                           history=customer_history(values.get("customer_phone"), key),
+                           catalog=field_catalog(forms, locale())), status
+
+
+@bp.get("/cases/history")
+@login_required
+def history_fragment():
+    key = request.args.get("key", "complaint")
+    definition = definitions.latest_version(db.session, key)
+    forms = engine().specs.get(db.session, definition.id)[2] if definition else {}
+    return render_template("_history.html", history=customer_history(request.args.get("customer_phone"), key),
+                           catalog=field_catalog(forms, locale()))
+
+
+@bp.get("/cases/<int:instance_id>")
+@login_required
+def show(instance_id: int):
+    eng = engine()
+    instance = eng.get_instance(db.session, instance_id, current_user)
+    forms = eng.specs.get(db.session, instance.definition_id)[2]
+    users = {u.id: u for u in db.session.scalars(select(User))}
+    escalations = list(db.session.scalars(select(Escalation).where(
+        Escalation.instance_id == instance.id).order_by(Escalation.id)))
+    return render_template(
+        "case.html", instance=instance, data=eng.workflow_data(db.session, instance),
+        catalog=field_catalog(forms, locale()), tasks=open_tasks_of_instance(db.session, instance.id),
+        clocks=clocks_of_instance(db.session, instance.id), escalations=escalations,
+        events=instance_events(db.session, instance.id), users=users,
+        history=customer_history(instance.customer_phone, instance.process_key, exclude=instance.id))
+
+
+@bp.post("/cases/<int:instance_id>/suspend")
+@login_required
+def suspend(instance_id: int):
+    try:
+        engine().suspend(db.session, instance_id, request.form.get("reason", ""),
+                         actor=current_user, now=utcnow())
+    except ValidationFailed:
+        db.session.rollback()
+        flash(_("Give the reason the case waits on the customer."), "error")
+        return redirect(request.referrer or url_for("cases.show", instance_id=instance_id))
+    db.session.commit()
+    flash(_("The case is suspended; its time limits are paused."), "success")
+    return redirect(request.referrer or url_for("cases.show", instance_id=instance_id))
+
+
+@bp.post("/cases/<int:instance_id>/resume")
+@login_required
+def resume(instance_id: int):
+    engine().resume(db.session, instance_id, actor=current_user, now=utcnow())
+    db.session.commit()
+    flash(_("The case is resumed; its time limits run again."), "success")
+    return redirect(request.referrer or url_for("cases.show", instance_id=instance_id))
+
+
+@bp.get("/cases")
+@roles_required("manager", "leader", "admin")
+def index():
+    args = request.args
+    query = select(ProcessInstance).order_by(ProcessInstance.id.desc())
+    if args.get("process"):
+        query = query.where(ProcessInstance.process_key == args["process"])
+    if args.get("status"):
+        query = query.where(ProcessInstance.status == args["status"])
+    if args.get("phone"):
+        query = query.where(ProcessInstance.customer_phone == args["phone"].strip())
+    for name, op in (("from", "ge"), ("to", "lt")):
+        day = _parse_day(args.get(name), end=(name == "to"))
+        if day is not None:
+            query = query.where(getattr(ProcessInstance.created_at, f"__{op}__")(day))
+    if args.get("overdue"):
+        overdue_ids = select(HumanTask.instance_id).where(HumanTask.status == "open",
+                                                          HumanTask.due_at < utcnow())
+        query = query.where(ProcessInstance.id.in_(overdue_ids))
+    rows = list(db.session.scalars(query.limit(200)))
+    return render_template("cases.html", cases=rows, args=args,
+                           processes=definitions.latest_versions(db.session))
+
+
+def _parse_day(value: str | None, end: bool) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    moment = datetime.combine(day, time.min, LOCAL)
+    if end:
+        from datetime import timedelta
+
+        moment += timedelta(days=1)
+    return moment

@@ -1,0 +1,106 @@
+"""``flask --app wsgi kefu …`` commands: init, demo, tick, serve."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+
+from engine.clock import utcnow
+
+from .extensions import db
+
+
+def _engine():
+    return current_app.extensions["kefu_engine"]
+
+
+def initialize() -> list[str]:
+    """Bring the schema up to date (Alembic) and deploy changed bundled diagrams."""
+    from flask_migrate import upgrade
+
+    upgrade(directory=current_app.extensions["migrate"].directory)
+    from .demo import ensure_groups
+
+    ensure_groups(db.session)
+    deployed = _engine().deploy_directory(db.session, Path(current_app.config["KEFU_BPMN_DIR"]),
+                                          now=utcnow())
+    db.session.commit()
+    return [f"{d.key} v{d.version}" for d in deployed]
+
+
+def _parse_at(value: str | None) -> datetime:
+    if not value:
+        return utcnow()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"'{value}' is not an ISO-8601 time") from exc
+    if moment.tzinfo is None:
+        raise click.BadParameter("give a time zone, e.g. 2026-11-23T10:00:00+08:00")
+    return moment.astimezone(UTC)
+
+
+def register(app: Flask) -> None:
+    @app.cli.group("kefu")
+    def kefu() -> None:
+        """Kefu operations."""
+
+    @kefu.command("init")
+    def init_command() -> None:
+        """Create or upgrade the database and deploy the bundled BPMN."""
+        for line in initialize() or ["bundled definitions are up to date"]:
+            click.echo(f"deployed {line}" if " v" in line else line)
+
+    @kefu.command("demo")
+    def demo_command() -> None:
+        """Load the demo accounts and sample cases (once)."""
+        from .demo import load_demo
+
+        initialize()
+        loaded = load_demo(db.session, _engine(), utcnow())
+        click.echo("demo data loaded" if loaded else "demo data already present")
+
+    @kefu.command("tick")
+    @click.option("--at", "at", help="ISO-8601 time to tick as of (default: now)")
+    def tick_command(at: str | None) -> None:
+        """Run one tick (timers, SLA scan) as of a given time and print what it did."""
+        from .ticker import tick
+
+        report = tick(db.session, _engine(), _parse_at(at))
+        for line in report.lines():
+            click.echo(line)
+
+    @kefu.command("serve")
+    @click.option("--port", type=int, default=None, help="default: KEFU_PORT or 5000")
+    @click.option("--host", default="127.0.0.1")
+    @click.option("--demo/--no-demo", default=False, help="load demo data first")
+    @click.option("--scheduler/--no-scheduler", default=True)
+    @click.option("--threads", type=int, default=8)
+    def serve_command(port: int | None, host: str, demo: bool, scheduler: bool, threads: int) -> None:
+        """Set up the database and serve the product (waitress) until interrupted."""
+        from waitress import serve
+
+        started = time.monotonic()
+        for line in initialize():
+            click.echo(f"deployed {line}")
+        if demo:
+            from .demo import ACCOUNTS, PASSWORD, load_demo
+
+            load_demo(db.session, _engine(), utcnow())
+            click.echo(f"demo accounts (password '{PASSWORD}'):")
+            for username, name, roles in ACCOUNTS:
+                click.echo(f"  {username:<10} {roles:<16} {name}")
+        db.session.remove()
+        if scheduler:
+            from .scheduler import start_scheduler
+
+            start_scheduler(current_app._get_current_object())
+        port = port or current_app.config["KEFU_PORT"]
+        click.echo(f"Kefu is serving on http://{host}:{port}/ "
+                   f"(ready in {time.monotonic() - started:.1f}s; Ctrl-C stops)")
+        serve(current_app._get_current_object(), host=host, port=port, threads=threads,
+              ident="kefu", _quiet=True)

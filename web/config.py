@@ -1,0 +1,47 @@
+"""Configuration from environment variables, with defaults that make ``make run`` work alone."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from engine.database import engine_options
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _secret_key(data_dir: Path) -> str:
+    """KEFU_SECRET_KEY, or a random key kept in the data dir so sessions survive restarts."""
+    if os.environ.get("KEFU_SECRET_KEY"):
+        return os.environ["KEFU_SECRET_KEY"]
+    path = data_dir / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def from_environment() -> dict:
+    """Flask config built from ``KEFU_*`` variables."""
+    data_dir = Path(os.environ.get("KEFU_DATA_DIR", PROJECT_ROOT / "instance")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = os.environ.get("KEFU_DATABASE_URL") or f"sqlite:///{data_dir / 'kefu.db'}"
+    return {
+        "KEFU_DATA_DIR": str(data_dir),
+        "KEFU_PORT": int(os.environ.get("KEFU_PORT", "5000")),
+        "KEFU_BPMN_DIR": str(PROJECT_ROOT / "bpmn"),
+        "KEFU_TICK_SECONDS": float(os.environ.get("KEFU_TICK_SECONDS", "5")),
+        "KEFU_WORKFLOW_CACHE": int(os.environ.get("KEFU_WORKFLOW_CACHE", "1000")),
+        "SECRET_KEY": _secret_key(data_dir),
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        "BABEL_DEFAULT_LOCALE": "zh_CN",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "KEFU_LANGUAGES": ["zh_CN", "en"],
+        "KEFU_TOKEN_HOURS": 12,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+    }

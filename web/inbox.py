@@ -1,0 +1,131 @@
+"""The agents' web inbox: my tasks, my groups' tasks, and the page where a task is worked."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from engine.clock import utcnow
+from engine.errors import ValidationFailed
+from engine.models import HumanTask, inbox_query, instance_events
+from engine.people import Group, User
+
+from .errors import localized_fields
+from .extensions import db
+from .schema_forms import coerce, field_catalog, fields_of
+from .views_helpers import engine, locale
+
+bp = Blueprint("inbox", __name__)
+PAGE_SIZE = 50
+
+
+@bp.get("/")
+@login_required
+def home():
+    if current_user.has_role("manager") and not current_user.groups:
+        return redirect(url_for("escalations.page"))
+    return redirect(url_for("inbox.tasks"))
+
+
+@bp.get("/inbox")
+@login_required
+def tasks():
+    scope = request.args.get("scope", "mine")
+    scope = scope if scope in ("mine", "group") else "mine"
+    page = max(1, request.args.get("page", 1, type=int))
+    query = inbox_query(current_user.id, current_user.group_ids, scope)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = list(db.session.scalars(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
+    return render_template("inbox.html", tasks=rows, scope=scope, page=page, total=total,
+                           pages=max(1, -(-total // PAGE_SIZE)), names=_people_and_groups(rows))
+
+
+def _people_and_groups(rows: list[HumanTask]) -> dict[str, dict[int, str]]:
+    user_ids = {t.assignee_id for t in rows if t.assignee_id}
+    group_ids = {t.group_id for t in rows if t.group_id}
+    users = {u.id: u.display_name for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))}
+    en = locale().startswith("en")
+    groups = {g.id: (g.name_en if en and g.name_en else g.name)
+              for g in db.session.scalars(select(Group).where(Group.id.in_(group_ids)))}
+    return {"users": users, "groups": groups}
+
+
+@bp.get("/tasks/<int:task_id>")
+@login_required
+def task(task_id: int, errors: dict[str, str] | None = None, values: dict | None = None):
+    eng = engine()
+    task = eng.get_task(db.session, task_id, current_user)
+    instance = task.instance
+    schema = eng.form_of(db.session, task)
+    data = eng.task_data(db.session, task) if task.status == "open" else {}
+    forms = eng.specs.get(db.session, instance.definition_id)[2]
+    members = []
+    group = db.session.get(Group, task.group_id) if task.group_id else None
+    if group is not None and (group.leader_id == current_user.id or current_user.has_role("admin")):
+        members = sorted(group.members, key=lambda u: u.username)
+    return render_template(
+        "task.html", task=task, instance=instance, schema=schema, group=group, members=members,
+        fields=fields_of(schema, values if values is not None else data, errors or {}, locale()),
+        case_data=data, catalog=field_catalog(forms, locale()),
+        events=instance_events(db.session, instance.id)[-15:],
+        assignee=db.session.get(User, task.assignee_id) if task.assignee_id else None)
+
+
+@bp.post("/tasks/<int:task_id>/claim")
+@login_required
+def claim(task_id: int):
+    engine().claim(db.session, task_id, current_user, utcnow())
+    db.session.commit()
+    flash(_("Task claimed."), "success")
+    return redirect(url_for("inbox.task", task_id=task_id))
+
+
+@bp.post("/tasks/<int:task_id>/unclaim")
+@login_required
+def unclaim(task_id: int):
+    engine().unclaim(db.session, task_id, current_user, utcnow())
+    db.session.commit()
+    flash(_("Task returned to the group."), "success")
+    return redirect(url_for("inbox.tasks", scope="group"))
+
+
+@bp.post("/tasks/<int:task_id>/assign")
+@login_required
+def assign(task_id: int):
+    assignee = db.session.get(User, request.form.get("assignee_id", type=int) or 0)
+    if assignee is None:
+        flash(_("Choose a member of the group."), "error")
+        return redirect(url_for("inbox.task", task_id=task_id))
+    engine().assign(db.session, task_id, assignee, current_user, utcnow())
+    db.session.commit()
+    flash(_("Task assigned to %(name)s.", name=assignee.display_name), "success")
+    return redirect(url_for("inbox.task", task_id=task_id))
+
+
+@bp.post("/tasks/<int:task_id>/complete")
+@login_required
+def complete(task_id: int):
+    eng = engine()
+    task = eng.get_task(db.session, task_id, current_user)
+    schema = eng.form_of(db.session, task)
+    data = coerce(schema, request.form)
+    try:
+        eng.complete_task(db.session, task_id, data, actor=current_user, now=utcnow())
+        db.session.commit()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        flash(_("Please correct the marked fields."), "error")
+        return task_page_with_errors(task_id, localized_fields(exc), dict(request.form)), 422
+    flash(_("Step done: %(title)s.", title=task.title), "success")
+    next_task = db.session.scalars(
+        select(HumanTask).where(HumanTask.instance_id == task.instance_id, HumanTask.status == "open",
+                                HumanTask.assignee_id == current_user.id).limit(1)).first()
+    if next_task is not None:
+        return redirect(url_for("inbox.task", task_id=next_task.id))
+    return redirect(url_for("inbox.tasks"))
+
+
+def task_page_with_errors(task_id: int, errors: dict[str, str], values: dict) -> str:
+    return task(task_id, errors=errors, values=values)

@@ -1,0 +1,54 @@
+"""The background scheduler of the running product (never started by imports or unit tests).
+
+Every few seconds one job takes the database lease and runs a tick as of now; with several
+processes only the lease holder acts. Missed ticks need no replay: a tick handles everything due
+up to its time, so the first tick after a restart catches up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from engine import lease
+from engine.clock import utcnow
+
+from .extensions import db
+from .ticker import tick
+
+log = logging.getLogger("kefu.scheduler")
+LEASE = "tick"
+
+
+def start_scheduler(app: Flask) -> BackgroundScheduler:
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    seconds = app.config["KEFU_TICK_SECONDS"]
+
+    def job() -> None:
+        with app.app_context():
+            try:
+                now = utcnow()
+                if not lease.acquire(db.session, LEASE, holder, now, ttl_seconds=max(30, 6 * seconds)):
+                    return
+                report = tick(db.session, app.extensions["kefu_engine"], now)
+                lease.record_tick(db.session, LEASE, now)
+                db.session.commit()
+                if report.timers_fired or report.scan.warnings or report.scan.escalations:
+                    for line in report.lines():
+                        log.info(line)
+            except Exception:  # the scheduler must survive a bad tick; the next one retries
+                db.session.rollback()
+                log.exception("tick failed")
+            finally:
+                db.session.remove()
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(job, "interval", seconds=seconds, id="tick", coalesce=True,
+                      max_instances=1, misfire_grace_time=None, next_run_time=utcnow())
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,134 @@
+"""Render a task's JSON Schema as HTML form fields, and turn posted form values into typed data.
+
+The schema is the single description of a form: labels (``title`` / ``x-title-en``), choices
+(``oneOf`` of ``const``), widgets (``x-widget``) and limits all come from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass
+class Field:
+    name: str
+    label: str
+    kind: str  # text | textarea | select | checkbox | number | datetime
+    required: bool
+    value: Any = None
+    choices: list[tuple[str, str]] = field(default_factory=list)
+    description: str = ""
+    max_length: int | None = None
+    error: str | None = None
+
+
+def label_of(node: dict[str, Any], locale: str, fallback: str = "") -> str:
+    if locale.startswith("en") and node.get("x-title-en"):
+        return str(node["x-title-en"])
+    return str(node.get("title") or fallback)
+
+
+def choices_of(node: dict[str, Any], locale: str) -> list[tuple[str, str]]:
+    options = node.get("oneOf") or node.get("anyOf") or []
+    if options and all("const" in o for o in options):
+        return [(str(o["const"]), label_of(o, locale, str(o["const"]))) for o in options]
+    if "enum" in node:
+        return [(str(v), str(v)) for v in node["enum"]]
+    return []
+
+
+def fields_of(schema: dict[str, Any], values: dict[str, Any], errors: dict[str, str],
+              locale: str) -> list[Field]:
+    """The form's fields in schema order, with current values and errors."""
+    required = set(schema.get("required", []))
+    out = []
+    for name, node in (schema.get("properties") or {}).items():
+        kind = _kind(node)
+        value = values.get(name)
+        if kind == "datetime" and isinstance(value, str) and value:
+            value = _to_local_input(value)
+        description = node.get("x-description-en") if locale.startswith("en") else None
+        out.append(Field(name=name, label=label_of(node, locale, name), kind=kind,
+                         required=name in required, value=value,
+                         choices=choices_of(node, locale),
+                         description=str(description or node.get("description") or ""),
+                         max_length=node.get("maxLength"), error=errors.get(name)))
+    return out
+
+
+def _kind(node: dict[str, Any]) -> str:
+    kind = node.get("type")
+    if node.get("oneOf") or node.get("enum"):
+        return "select"
+    if kind == "boolean":
+        return "checkbox"
+    if kind in ("number", "integer"):
+        return "number"
+    if node.get("format") == "date-time":
+        return "datetime"
+    if node.get("x-widget") == "textarea":
+        return "textarea"
+    return "text"
+
+
+def coerce(schema: dict[str, Any], form: Any) -> dict[str, Any]:
+    """Typed data from posted form values; values that do not parse are kept as given so that
+    validation reports them on their field."""
+    data: dict[str, Any] = {}
+    for name, node in (schema.get("properties") or {}).items():
+        kind = node.get("type")
+        if kind == "boolean":
+            data[name] = form.get(name) in ("on", "true", "1", "yes")
+            continue
+        raw = form.get(name)
+        if raw is None or str(raw).strip() == "":
+            continue
+        raw = str(raw).strip() if kind != "string" or node.get("x-widget") != "textarea" else str(raw)
+        if kind == "integer":
+            data[name] = _number(raw, int)
+        elif kind == "number":
+            data[name] = _number(raw, float)
+        elif node.get("format") == "date-time":
+            data[name] = _from_local_input(raw)
+        else:
+            data[name] = raw
+    return data
+
+
+def _number(raw: str, cast: type) -> Any:
+    try:
+        return cast(raw)
+    except ValueError:
+        return raw
+
+
+def _from_local_input(raw: str) -> str:
+    """``2026-11-23T10:00`` (a browser's local date-time) → ISO-8601 with the +08:00 offset."""
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        return raw
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=LOCAL)
+    return parsed.isoformat()
+
+
+def _to_local_input(value: str) -> str:
+    try:
+        return datetime.fromisoformat(value).astimezone(LOCAL).strftime("%Y-%m-%dT%H:%M")
+    except ValueError:
+        return value
+
+
+def field_catalog(forms: dict[str, dict[str, Any]], locale: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """``field -> (label, {value: label})`` over all forms of a definition, for showing data."""
+    catalog: dict[str, tuple[str, dict[str, str]]] = {}
+    for schema in forms.values():
+        for name, node in (schema.get("properties") or {}).items():
+            catalog.setdefault(name, (label_of(node, locale, name), dict(choices_of(node, locale))))
+    return catalog
