@@ -311,18 +311,20 @@ class Engine:
         instance.state = dump_state(workflow)
         instance.updated_at = now
         instance.next_timer_at = next_timer_time(workflow)
+        finished = workflow.is_completed()
+        if finished:
+            instance.status, instance.completed_at, instance.next_timer_at = COMPLETED, now, None
+        try:
+            session.flush()  # the optimistic-lock check comes first: a stale step writes nothing
+        except StaleDataError as exc:
+            raise Conflict("the case was changed by someone else; reload and try again") from exc
         self._sync_tasks(session, instance, workflow, now, actor=actor, new=new)
-        if workflow.is_completed():
-            instance.status, instance.completed_at = COMPLETED, now
-            instance.next_timer_at = None
+        if finished:
             record_event(session, "completed", at=now, instance_id=instance.id,
                          actor=_name(actor), message=_end_name(workflow))
             for listener in self.listeners:
                 listener.instance_finished(session, instance, now)
-        try:
-            session.flush()
-        except StaleDataError as exc:
-            raise Conflict("the case was changed by someone else; reload and try again") from exc
+        session.flush()
         self.workflows.put_after_commit(session, instance.id, instance.lock_version, workflow)
 
     def _sync_tasks(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,

@@ -58,6 +58,14 @@ def load_demo(session: Session, engine: Engine, now: datetime) -> bool:
     """Create the demo accounts and sample cases once; False when they already exist."""
     if user_by_name(session, "admin") is not None:
         return False
+    users = create_accounts(session, now)
+    _sample_cases(session, engine, users, now)
+    session.commit()
+    return True
+
+
+def create_accounts(session: Session, now: datetime) -> dict[str, User]:
+    """The demo groups and accounts (no cases); tests use them too."""
     groups = ensure_groups(session)
     users: dict[str, User] = {}
     for username, name, roles, member_of, leads, phone, extension in USERS:
@@ -71,9 +79,7 @@ def load_demo(session: Session, engine: Engine, now: datetime) -> bool:
         for code in leads:
             groups[code].leader_id = user.id
     session.flush()
-    _sample_cases(session, engine, users, now)
-    session.commit()
-    return True
+    return users
 
 
 def _complete_first(session: Session, engine: Engine, instance_id: int, user: User, data: dict,

@@ -1,0 +1,36 @@
+# Kefu — two commands: `make run` (set up + serve with demo data) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+MO     := web/translations/zh_Hans_CN/LC_MESSAGES/messages.mo
+
+.PHONY: run test test-fast lint bench translations clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*; touch $@
+
+$(MO): web/translations/zh_Hans_CN/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel -q compile -d web/translations
+
+translations: $(MO)
+
+run: $(STAMP) $(MO)
+	$(BIN)/flask --app wsgi kefu serve --demo
+
+test: $(STAMP) $(MO) lint
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP) $(MO)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	bench/run_all.sh
+
+clean:
+	rm -rf $(VENV) instance $(MO)

@@ -1,0 +1,87 @@
+"""Shared fixtures: a fresh app and database per test (SQLite by default; PostgreSQL when
+KEFU_DATABASE_URL is set, as in CI's second run), the demo accounts, and API helpers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from engine.database import engine_options
+from engine.db import Base
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 in Beijing
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    """A database with no tables: a new SQLite file, or the CI PostgreSQL emptied."""
+    url = os.environ.get("KEFU_DATABASE_URL")
+    if not url:
+        yield f"sqlite:///{tmp_path / 'kefu.db'}"
+        return
+    engine = create_engine(url, **engine_options(url))
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("KEFU_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("KEFU_DATABASE_URL", raising=False)
+    from web import create_app
+    from web.demo import create_accounts
+    from web.extensions import db
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "WTF_CSRF_ENABLED": False})
+    with app.app_context():
+        db.create_all()
+        create_accounts(db.session, T0)
+        app.extensions["kefu_engine"].deploy_directory(db.session, ROOT / "bpmn", now=T0)
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context with the session and engine, for tests that drive the engine directly."""
+    from web.extensions import db
+
+    with app.app_context():
+        yield db.session, app.extensions["kefu_engine"]
+
+
+@pytest.fixture
+def token(client):
+    """``token("agent1")`` → a bearer header for that demo account."""
+    cache: dict[str, dict[str, str]] = {}
+
+    def get(username: str) -> dict[str, str]:
+        if username not in cache:
+            response = client.post("/api/v1/auth/token",
+                                   json={"username": username, "password": "kefu-demo"})
+            assert response.status_code == 200, response.get_json()
+            cache[username] = {"Authorization": f"Bearer {response.get_json()['token']}"}
+        return cache[username]
+
+    return get
+
+
+INTAKE = {
+    "customer_phone": "13800000009", "complainant_name": "王先生", "contact_phone": "13800000009",
+    "channel": "phone", "category": "network", "description": "室内信号差", "request": "尽快处理",
+}
