@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import shutil
 import statistics
 import tempfile
@@ -186,6 +187,11 @@ def captured_sql(db: SAEngine) -> Iterator[list[tuple[str, Any]]]:
         event.remove(db, "before_cursor_execute", listener)
 
 
+def _short(sql: str) -> str:
+    """The statement with long select lists elided (``SELECT … FROM``)."""
+    return re.sub(r"SELECT ([^()]{80,}?) FROM", "SELECT … FROM", sql)
+
+
 def explain(db: SAEngine, run: Callable[[Session], Any], title: str) -> None:
     """Print SQLite's EXPLAIN QUERY PLAN of every statement ``run`` sends."""
     with captured_sql(db) as seen, Session(db) as session:
@@ -196,7 +202,7 @@ def explain(db: SAEngine, run: Callable[[Session], Any], title: str) -> None:
             if not statement.lstrip().upper().startswith("SELECT"):
                 continue
             print(f"\n  EXPLAIN QUERY PLAN — {title}")
-            print("    " + " ".join(statement.split()))
+            print("    " + _short(" ".join(statement.split())))
             rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
             depth = {0: 0}
             for node, parent, _unused, detail in rows:

@@ -14,6 +14,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .db import Base
 
+# werkzeug's default (scrypt) costs ~0.16 s a hash here: right for people, slow for test fixtures.
+PASSWORD_METHOD = "scrypt"
+
 ROLES = ("agent", "leader", "handler", "manager", "analyst", "admin")
 
 user_groups = Table(
@@ -67,7 +70,7 @@ class User(Base):
         return str(self.id)
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

@@ -18,6 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 in Beijing
 
 
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixtures create a dozen accounts: hash their passwords cheaply (production keeps scrypt)."""
+    import engine.people
+
+    monkeypatch.setattr(engine.people, "PASSWORD_METHOD", "pbkdf2:sha256:1000")
+
+
 @pytest.fixture
 def db_url(tmp_path: Path) -> Iterator[str]:
     """A database with no tables: a new SQLite file, or the CI PostgreSQL emptied."""

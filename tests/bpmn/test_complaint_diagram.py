@@ -244,6 +244,8 @@ def test_sla_properties():
     props = {name: s.extensions.get("properties", {}) for name, s in spec.task_specs.items()
              if hasattr(s, "extensions")}
     assert props["start"] == {
+        "formJsonSchemaFilename": "complaint_intake.schema.json",
+        "kefu.reference_prefix": "TS",
         "kefu.sla.duration": "P3D",
         "kefu.sla.calendar": "workdays",
         "kefu.sla.warn": "0.8",
@@ -270,9 +272,9 @@ def test_sla_properties():
 FORMS = sorted(p.name for p in FORMS_DIR.glob("complaint_*.schema.json"))
 
 
-def test_all_five_forms_exist():
+def test_all_six_forms_exist():
     assert FORMS == sorted([
-        "complaint_handle.schema.json", "complaint_quality.schema.json", "complaint_refund.schema.json",
+        "complaint_intake.schema.json", "complaint_handle.schema.json", "complaint_quality.schema.json", "complaint_refund.schema.json",
         "complaint_reply.schema.json", "complaint_triage.schema.json",
     ])
 
