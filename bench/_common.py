@@ -177,7 +177,7 @@ def captured_sql(db: SAEngine) -> Iterator[list[tuple[str, Any]]]:
     """Collect (statement, parameters) of what SQLAlchemy actually sends (eager joins included)."""
     seen: list[tuple[str, Any]] = []
 
-    def listener(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def listener(conn, cursor, statement, parameters, context, executemany):
         seen.append((statement, parameters))
 
     event.listen(db, "before_cursor_execute", listener)

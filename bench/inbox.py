@@ -35,12 +35,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import func, select  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from _common import explain, percentiles, populate, temp_database
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from _common import explain, percentiles, populate, temp_database  # noqa: E402
-from engine.models import inbox_query  # noqa: E402
-from engine.people import User  # noqa: E402
+from engine.models import inbox_query
+from engine.people import User
 
 PAGE_SIZE = 50  # web/inbox.py
 

@@ -44,20 +44,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 
-from SpiffWorkflow.bpmn.workflow import BpmnWorkflow  # noqa: E402
-from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser  # noqa: E402
-from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG  # noqa: E402
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer  # noqa: E402
-from SpiffWorkflow.util.task import TaskState  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from _common import BPMN_DIR, NOW, create_people, percentiles, temp_database
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
-from _common import BPMN_DIR, NOW, create_people, percentiles, temp_database  # noqa: E402
-from engine.models import ProcessInstance, open_tasks_of_instance  # noqa: E402
-from engine.people import User  # noqa: E402
-from engine.runtime import Engine  # noqa: E402
-from engine.serialization import load_state  # noqa: E402
-from slas.clocks import SlaListener  # noqa: E402
-from slas.policies import check_properties  # noqa: E402
+from engine.models import ProcessInstance, open_tasks_of_instance
+from engine.people import User
+from engine.runtime import Engine
+from engine.serialization import load_state
+from slas.clocks import SlaListener
+from slas.policies import check_properties
 
 INTAKE = {"customer_phone": "13800000001", "complainant_name": "张三", "contact_phone": "13800000001",
           "channel": "phone", "category": "network", "description": "家中室内信号差，经常掉话。",
@@ -126,6 +127,11 @@ class KefuRun:
             session.commit()
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.last_instance_id: int | None = None
+        self.statements = 0
+        event.listen(db, "before_cursor_execute", self._count)
+
+    def _count(self, *_args) -> None:
+        self.statements += 1
 
     def _request(self, name: str, fn):
         t0 = time.perf_counter()
@@ -156,6 +162,7 @@ class KefuRun:
         for _ in range(warm):
             self.lifecycle()
         self.latencies.clear()
+        self.statements = 0
         cache = self.engine.workflows
         cache.hits = cache.misses = 0
         gc.collect()
@@ -176,7 +183,8 @@ class KefuRun:
         print(f"  c. Kefu on SQLite, {label:<24} {rate:8.1f} lifecycles/s")
         print(f"       per step: mean {statistics.fmean(all_steps) * 1000:6.2f} ms over "
               f"{len(all_steps)} steps; workflow cache {cache.hits} hits / {cache.misses} misses "
-              f"({(cache.hits / total * 100) if total else 0:.0f} % hits)")
+              f"({(cache.hits / total * 100) if total else 0:.0f} % hits); "
+              f"{self.statements / len(all_steps):.1f} SQL statements per step")
         for name, values in self.latencies.items():
             print(f"       {name:<14} {percentiles([v * 1000 for v in values])}")
 

@@ -35,12 +35,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import func, select  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from _common import NOW, explain, populate, temp_database
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from _common import NOW, explain, populate, temp_database  # noqa: E402
-from slas.models import Escalation, SlaClock, due_clock_ids  # noqa: E402
-from slas.scanner import scan  # noqa: E402
+from slas.models import Escalation, SlaClock, due_clock_ids
+from slas.scanner import scan
 
 
 def main() -> None:

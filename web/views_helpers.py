@@ -49,12 +49,26 @@ def duration(seconds: float | None) -> str:
 
 
 def task_sla_state(task: Any, now: datetime | None = None) -> str:
+    """The colour of a step in lists; a finished step has none."""
+    if task.status != "open":
+        return "none"
     return sla_state(task.due_at, task.warn_at, suspended=task.instance.status == "suspended",
                      now=now or utcnow())
+
+
+def display_value(value: Any) -> Any:
+    """Case data as people read it: ISO date-times become local times."""
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value:
+        try:
+            return localtime(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    return value
 
 
 def register(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["duration"] = duration
+    app.jinja_env.filters["display"] = display_value
     app.jinja_env.globals.update(task_sla_state=task_sla_state, locale=locale,
                                  now=lambda: datetime.now(UTC))
