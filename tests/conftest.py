@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from engine.database import engine_options
 from engine.db import Base
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 in Beijing
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 in Beijing
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +35,8 @@ def db_url(tmp_path: Path) -> Iterator[str]:
         return
     engine = create_engine(url, **engine_options(url))
     Base.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     engine.dispose()
     yield url
 

@@ -53,7 +53,7 @@ def test_explicit_earlier_deadline_wins(ctx):
 
 def test_warning_then_each_level_once_then_cleared(ctx):
     session, engine = ctx
-    instance, handle = _dispatched(session, engine)
+    _instance, handle = _dispatched(session, engine)
     leader = session.get(type(user_by_name(session, "netlead1")), user_by_name(session, "netlead1").id)
     assert scan(session, T0 + timedelta(hours=19)).warnings == 0
     result = scan(session, T0 + timedelta(hours=20))

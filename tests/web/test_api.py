@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from tests.conftest import INTAKE
 
 DISPATCH = {"resolution": "dispatch", "first_reply": "已派单，明天答复", "department": "network",
@@ -131,7 +133,7 @@ def test_unknown_task_and_outside_groups(client, token):
 
 
 def test_escalations_by_role(app, client, token):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from slas.scanner import scan
     from web.extensions import db
@@ -139,7 +141,7 @@ def test_escalations_by_role(app, client, token):
     instance_id = _start(client, token)
     task = _open_task(client, token, "agent1", instance_id, scope="mine")
     with app.app_context():
-        scan(db.session, datetime.now(timezone.utc) + timedelta(hours=2, minutes=1))
+        scan(db.session, datetime.now(UTC) + timedelta(hours=2, minutes=1))
     items = client.get("/api/v1/escalations", headers=token("manager1")).get_json()["items"]
     assert [(e["task_id"], e["level"]) for e in items] == [(task["id"], 1)]
     assert set(items[0]) >= {"instance_id", "task_id", "level", "raised_at"}

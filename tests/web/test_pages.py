@@ -4,7 +4,7 @@ inbox colours, and the self-refreshing escalation page."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -134,7 +134,7 @@ def test_escalation_page_for_manager_only(csrf_app, app):
     agent = Browser(csrf_app, "agent1")
     agent.post("/cases/new/complaint", INTAKE, page=agent.get("/complaints/new"))
     with app.app_context():
-        scan(db.session, datetime.now(timezone.utc) + timedelta(hours=3, minutes=1))
+        scan(db.session, datetime.now(UTC) + timedelta(hours=3, minutes=1))
     manager = Browser(csrf_app, "manager1")
     page = _text(manager.get("/escalations"))
     assert "data-refresh" in page and "首次答复" in page and "L2" in page

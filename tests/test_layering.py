@@ -1,0 +1,37 @@
+"""The dependency direction of DESIGN.md: only web imports Flask; only engine imports SpiffWorkflow;
+engine imports neither slas nor web; slas does not import web."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports(package: str) -> set[tuple[str, str]]:
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update((str(path.relative_to(ROOT)), a.name.split(".")[0]) for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add((str(path.relative_to(ROOT)), node.module.split(".")[0]))
+    return found
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [
+    ("engine", {"flask", "flask_login", "flask_babel", "flask_wtf", "flask_sqlalchemy", "web", "slas"}),
+    ("slas", {"flask", "flask_login", "flask_babel", "flask_wtf", "flask_sqlalchemy", "web", "SpiffWorkflow"}),
+])
+def test_dependencies_point_one_way(package: str, forbidden: set[str]) -> None:
+    bad = sorted(f"{file} imports {module}" for file, module in _imports(package) if module in forbidden)
+    assert bad == []
+
+
+def test_only_engine_imports_spiffworkflow() -> None:
+    bad = sorted(f"{file}" for file, module in _imports("web") if module == "SpiffWorkflow")
+    assert bad == []

@@ -1,0 +1,24 @@
+"""The Alembic migrations build exactly the schema the models describe."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from engine.db import Base
+
+
+def test_upgrade_matches_models(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("KEFU_DATA_DIR", str(tmp_path / "data"))
+    from flask_migrate import upgrade
+
+    from web import create_app
+    from web.extensions import db
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url})
+    with app.app_context():
+        upgrade(directory=app.extensions["migrate"].directory)
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        db.engine.dispose()
+    assert diff == []
