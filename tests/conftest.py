@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import create_engine
 
 from engine.database import engine_options
-from engine.db import Base
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 in Beijing
@@ -34,9 +33,9 @@ def db_url(tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'kefu.db'}"
         return
     engine = create_engine(url, **engine_options(url))
-    Base.metadata.drop_all(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    with engine.begin() as conn:  # whatever the last test left (tables, Alembic's version row)
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
     engine.dispose()
     yield url
 
