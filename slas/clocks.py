@@ -8,6 +8,7 @@ span, measured on the same calendar, to ``paused_seconds``; every threshold inst
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,14 +16,20 @@ from sqlalchemy.orm import Session
 from engine.models import HumanTask, ProcessInstance, record_event
 from engine.people import find_group
 
-from .business_calendar import load_calendar
+from .business_calendar import Calendar, load_calendar
 from .models import PAUSED, RUNNING, STOPPED, Escalation, SlaClock, running_clocks
 from .policies import Policy, policy_from_properties
 
 
+@lru_cache(maxsize=8)
+def calendar_named(name: str) -> Calendar:
+    """The shipped calendar ``name`` (loaded once per process)."""
+    return load_calendar(name)
+
+
 def threshold_at(clock: SlaClock, fraction: float) -> datetime:
     """The instant at which ``fraction`` of the clock's limit has been used."""
-    calendar = load_calendar(clock.calendar)
+    calendar = calendar_named(clock.calendar)
     return calendar.add(clock.started_at, clock.duration_seconds * fraction + clock.paused_seconds)
 
 
@@ -47,7 +54,7 @@ def start_clock(session: Session, instance: ProcessInstance, policy: Policy, *, 
                 explicit_due: datetime | None = None) -> SlaClock:
     duration = policy.duration_seconds
     if explicit_due is not None and explicit_due > now:
-        duration = min(duration, load_calendar(policy.calendar).between(now, explicit_due)) or duration
+        duration = min(duration, calendar_named(policy.calendar).between(now, explicit_due)) or duration
     clock = SlaClock(instance_id=instance.id, task_id=task.id if task else None, title=title[:200],
                      group_id=group_id, calendar=policy.calendar, started_at=now,
                      duration_seconds=duration, paused_seconds=0.0, warn_fraction=policy.warn,
@@ -122,7 +129,7 @@ class SlaListener:
         tasks = {t.id: t for t in session.query(HumanTask).filter(
             HumanTask.instance_id == instance.id, HumanTask.status == "open")}
         for clock in _paused(session, instance.id):
-            calendar = load_calendar(clock.calendar)
+            calendar = calendar_named(clock.calendar)
             clock.paused_seconds += calendar.between(clock.paused_at or now, now)
             clock.state, clock.paused_at = RUNNING, None
             refresh(clock)

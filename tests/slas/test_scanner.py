@@ -116,7 +116,7 @@ def test_a_scanner_with_a_stale_view_cannot_raise_again(app, ctx):
     """Two schedulers read the same due clock; the one that writes second must raise nothing
     (on SQLite writers are serialized, so the interleaving is staged with a stale session)."""
     session, engine = ctx
-    from slas.scanner import ScanResult, _scan_clock
+    from slas.scanner import _apply_one, _plan
     from web.extensions import db
 
     _, handle = _dispatched(session, engine)
@@ -130,9 +130,9 @@ def test_a_scanner_with_a_stale_view_cannot_raise_again(app, ctx):
     first = scan(session, later)  # scanner A raises levels 1 and 2 and commits
     assert sorted(e.level for e in first.escalations if e.task_id == handle_id) == [1, 2]
     session.commit()  # release SQLite's write lock before B writes
-    second = ScanResult()
-    _scan_clock(stale, clock_id, later, second)  # scanner B acts on what it read
-    stale.commit()
+    (move,) = _plan(stale, [clock_id], later)  # scanner B planned from what it read earlier...
+    move.old_level, move.was_warned = 0, False
+    assert not _apply_one(stale, move, later)  # ...and its compare-and-set matches nothing
+    stale.rollback()
     stale.close()
-    assert second.escalations == [] and second.warnings == 0
     assert [e.level for e in _escalations(session, handle_id)] == [1, 2]
