@@ -95,6 +95,36 @@ def find_group(session: Session, label: str) -> Group | None:
     ).first()
 
 
+class GroupIndex:
+    """Group ids by code and display names, read once and again only when a label is unknown.
+
+    Lanes and variables name groups on every step; groups change rarely (an administrator's
+    edit calls :meth:`forget`), so a step need not query for them.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def find(self, session: Session, label: str | None) -> int | None:
+        if not label:
+            return None
+        label = label.strip()
+        if label not in self._ids:
+            rows = session.execute(select(Group.id, Group.code, Group.name, Group.name_en))
+            self._ids = {k: gid for gid, *labels in rows for k in labels if k}
+        return self._ids.get(label)
+
+    def forget(self) -> None:
+        self._ids = {}
+
+
+def members_among(session: Session, group_id: int, user_ids: list[int]) -> set[int]:
+    """Which of these users are active members of the group (one query)."""
+    return set(session.scalars(
+        select(user_groups.c.user_id).join(User, User.id == user_groups.c.user_id)
+        .where(user_groups.c.group_id == group_id, user_groups.c.user_id.in_(user_ids), User.active)))
+
+
 def user_by_name(session: Session, username: str) -> User | None:
     return session.scalars(select(User).where(User.username == username)).first()
 

@@ -42,7 +42,7 @@ from .models import (
     open_tasks_of_instance,
     record_event,
 )
-from .people import Group, User, find_group
+from .people import Group, GroupIndex, User, members_among
 from .serialization import dump_state, load_state
 from .timers import next_timer_time
 from .workflow_cache import WorkflowCache
@@ -60,6 +60,7 @@ class Engine:
         self.checks = list(checks)
         self.specs = definitions.SpecCache()
         self.workflows = WorkflowCache(cache_size)
+        self.groups = GroupIndex()
         self.script_engine = PythonScriptEngine()
 
     # -- definitions -----------------------------------------------------------------------
@@ -103,9 +104,9 @@ class Engine:
         if form_name:
             data = validate_form(forms.get(form_name, {}), data)
         if actor is not None and start_spec.lane:
-            group = find_group(session, start_spec.lane)
-            if group is not None and not _in_group(actor, group.id):
-                raise Forbidden(f"only members of '{group.name}' may start '{key}'")
+            group_id = self.groups.find(session, start_spec.lane)
+            if group_id is not None and not _in_group(actor, group_id):
+                raise Forbidden(f"only members of '{start_spec.lane}' may start '{key}'")
         workflow = BpmnWorkflow(spec, subs, script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(data)
@@ -119,8 +120,9 @@ class Engine:
         instance.reference = f"{prefix}{now.astimezone(LOCAL_TZ):%Y%m%d}{instance.id:06d}"
         record_event(session, "started", at=now, instance_id=instance.id, actor=_name(actor),
                      message=definition.name, data=_audit_data(data))
+        lane_group = self.groups.find(session, start_spec.lane)
         for listener in self.listeners:
-            listener.instance_started(session, instance, start_props, start_spec.lane, now)
+            listener.instance_started(session, instance, start_props, lane_group, now)
         self._advance(session, instance, workflow, now, actor=actor, new=True)
         return instance
 
@@ -338,45 +340,60 @@ class Engine:
                 row.status, row.completed_at = CANCELLED, now
                 for listener in self.listeners:
                     listener.task_closed(session, instance, row, now)
-        for guid, spiff_task in ready.items():
-            if guid in known:
-                continue
-            self._open_task(session, instance, guid, spiff_task, now, actor)
+        opened = [self._open_task(session, instance, workflow, guid, spiff_task, now, actor)
+                  for guid, spiff_task in ready.items() if guid not in known]
+        if opened:
+            session.flush()  # one INSERT for the new rows and their clocks; the events need ids
+        for row in opened:
+            record_event(session, "task_opened", at=now, instance_id=instance.id, task_id=row.id,
+                         message=row.title, data={"group_id": row.group_id, "assignee_id": row.assignee_id})
 
-    def _open_task(self, session: Session, instance: ProcessInstance, guid: str, spiff_task: Any,
-                   now: datetime, actor: User | None) -> None:
+    def _open_task(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
+                   guid: str, spiff_task: Any, now: datetime, actor: User | None) -> HumanTask:
         spec = spiff_task.task_spec
         props = definitions.properties_of(spec)
-        group = _task_group(session, spec.lane, props, spiff_task.data)
-        row = HumanTask(instance_id=instance.id, task_guid=guid, name=spec.bpmn_id,
+        group_id = self._task_group(session, spec.lane, props, spiff_task.data)
+        row = HumanTask(instance=instance, task_guid=guid, name=spec.bpmn_id,
                         title=(spec.bpmn_name or spec.bpmn_id)[:200],
                         form_name=props.get(definitions.FORM_PROPERTY),
-                        group_id=group.id if group else None, status=OPEN, created_at=now)
-        row.assignee_id = self._natural_assignee(session, instance, row, actor)
+                        group_id=group_id, status=OPEN, created_at=now)
+        row.assignee_id = self._natural_assignee(session, instance, workflow, row, actor)
         session.add(row)
-        session.flush()
         for listener in self.listeners:
             listener.task_opened(session, instance, row, props, spiff_task.data, now)
-        record_event(session, "task_opened", at=now, instance_id=instance.id, task_id=row.id,
-                     message=row.title, data={"group": group.code if group else None,
-                                              "assignee_id": row.assignee_id})
+        return row
 
-    def _natural_assignee(self, session: Session, instance: ProcessInstance, row: HumanTask,
-                          actor: User | None) -> int | None:
+    def _task_group(self, session: Session, lane: str | None, props: dict[str, str],
+                    data: dict[str, Any]) -> int | None:
+        var = props.get(definitions.GROUP_VAR_PROPERTY)
+        if var and data.get(var):
+            group_id = self.groups.find(session, str(data[var]))
+            if group_id is not None:
+                return group_id
+        return self.groups.find(session, lane)
+
+    def _natural_assignee(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
+                          row: HumanTask, actor: User | None) -> int | None:
         """Rework goes back to whoever did this step before; otherwise the agent who took the case
         keeps it, or the acting user, when the step is in their own group."""
-        previous = session.scalars(
-            select(HumanTask.completed_by).where(HumanTask.instance_id == instance.id,
-                                                 HumanTask.name == row.name, HumanTask.status == DONE)
-            .order_by(HumanTask.id.desc()).limit(1)).first()
-        candidates = [previous, instance.started_by, actor.id if actor else None]
-        for user_id in candidates:
-            if user_id is None or row.group_id is None:
-                continue
-            user = session.get(User, user_id)
-            if user is not None and user.active and _in_group(user, row.group_id):
-                return user_id
-        return None
+        if row.group_id is None:
+            return None
+        candidates: list[int] = []
+        if workflow.get_tasks(spec_name=row.name, state=TaskState.COMPLETED):  # a rework pass
+            previous = session.scalars(
+                select(HumanTask.completed_by).where(HumanTask.instance_id == instance.id,
+                                                     HumanTask.name == row.name, HumanTask.status == DONE)
+                .order_by(HumanTask.id.desc()).limit(1)).first()
+            if previous is not None:
+                candidates.append(previous)
+        if instance.started_by is not None:
+            candidates.append(instance.started_by)
+        if actor is not None:
+            candidates.append(actor.id)
+        if not candidates:
+            return None
+        members = members_among(session, row.group_id, candidates)
+        return next((c for c in candidates if c in members), None)
 
     def get_instance(self, session: Session, instance_id: int, actor: User) -> ProcessInstance:
         """A case the actor may see; NotFound otherwise (we do not reveal that it exists)."""
@@ -414,16 +431,6 @@ class Engine:
         record_event(session, "error", at=now, instance_id=instance_id, message=message[:500])
         session.commit()
         log.error("instance %s failed: %s", instance_id, message)
-
-
-def _task_group(session: Session, lane: str | None, props: dict[str, str],
-                data: dict[str, Any]) -> Group | None:
-    var = props.get(definitions.GROUP_VAR_PROPERTY)
-    if var and data.get(var):
-        group = find_group(session, str(data[var]))
-        if group is not None:
-            return group
-    return find_group(session, lane) if lane else None
 
 
 def _start_event(spec: Any) -> Any:

@@ -11,10 +11,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.models import HumanTask, ProcessInstance, record_event
-from engine.people import find_group
 
 from .business_calendar import Calendar, load_calendar
 from .models import PAUSED, RUNNING, STOPPED, Escalation, SlaClock, running_clocks
@@ -55,7 +55,7 @@ def start_clock(session: Session, instance: ProcessInstance, policy: Policy, *, 
     duration = policy.duration_seconds
     if explicit_due is not None and explicit_due > now:
         duration = min(duration, calendar_named(policy.calendar).between(now, explicit_due)) or duration
-    clock = SlaClock(instance_id=instance.id, task_id=task.id if task else None, title=title[:200],
+    clock = SlaClock(instance_id=instance.id, task=task, title=title[:200],
                      group_id=group_id, calendar=policy.calendar, started_at=now,
                      duration_seconds=duration, paused_seconds=0.0, warn_fraction=policy.warn,
                      escalations=[list(e) for e in policy.escalations], level=0, state=RUNNING)
@@ -70,9 +70,8 @@ def stop_clocks(session: Session, clocks: list[SlaClock], now: datetime) -> None
     """Stop clocks and clear their open escalations (the step is done)."""
     for clock in clocks:
         clock.state, clock.stopped_at, clock.next_check_at = STOPPED, now, None
-    ids = [c.id for c in clocks if c.id is not None]
-    if ids:
-        session.flush()
+    ids = [c.id for c in clocks if c.id is not None and c.level > 0]
+    if ids:  # only a clock that escalated has alerts to clear
         session.query(Escalation).filter(Escalation.clock_id.in_(ids),
                                          Escalation.cleared_at.is_(None)).update(
             {Escalation.cleared_at: now}, synchronize_session=False)
@@ -92,13 +91,12 @@ class SlaListener:
     """The engine's step listener that keeps SLA clocks in step with tasks and cases."""
 
     def instance_started(self, session: Session, instance: ProcessInstance,
-                         start_properties: dict[str, str], lane: str | None, now: datetime) -> None:
+                         start_properties: dict[str, str], group_id: int | None, now: datetime) -> None:
         policy = policy_from_properties(start_properties)
         if policy is None:
             return
-        group = find_group(session, lane) if lane else None
         start_clock(session, instance, policy, title=instance.definition.name, now=now,
-                    group_id=group.id if group else None)
+                    group_id=group_id)
 
     def task_opened(self, session: Session, instance: ProcessInstance, task: HumanTask,
                     properties: dict[str, str], data: dict[str, Any], now: datetime) -> None:
@@ -113,9 +111,9 @@ class SlaListener:
 
     def task_closed(self, session: Session, instance: ProcessInstance, task: HumanTask,
                     now: datetime) -> None:
-        clocks = [c for c in running_clocks(session, instance.id) if c.task_id == task.id]
-        clocks += [c for c in _paused(session, instance.id) if c.task_id == task.id]
-        stop_clocks(session, clocks, now)
+        clocks = session.scalars(select(SlaClock).where(
+            SlaClock.task_id == task.id, SlaClock.state.in_((RUNNING, PAUSED)))).all()
+        stop_clocks(session, list(clocks), now)
 
     def instance_finished(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
         stop_clocks(session, running_clocks(session, instance.id) + _paused(session, instance.id), now)

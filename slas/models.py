@@ -17,9 +17,10 @@ from sqlalchemy import (
     UniqueConstraint,
     select,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from engine.db import Base
+from engine.models import HumanTask
 
 RUNNING, PAUSED, STOPPED = "running", "paused", "stopped"
 
@@ -47,6 +48,8 @@ class SlaClock(Base):
     state: Mapped[str] = mapped_column(String(10), default=RUNNING)
     paused_at: Mapped[datetime | None]
     stopped_at: Mapped[datetime | None]
+
+    task: Mapped[HumanTask | None] = relationship()
 
 
 class Escalation(Base):
