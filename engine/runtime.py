@@ -150,10 +150,11 @@ class Engine:
         task.status = DONE
         task.completed_at = now
         task.completed_by = actor.id
-        record_event(session, "task_completed", at=now, instance_id=instance.id, task_id=task.id,
-                     actor=actor.username, message=task.title, data=_audit_data(clean))
         for listener in self.listeners:
             listener.task_closed(session, instance, task, now)
+        # Audit rows are added last so that they reach the database in the step's final flush.
+        record_event(session, "task_completed", at=now, instance_id=instance.id, task_id=task.id,
+                     actor=actor.username, message=task.title, data=_audit_data(clean))
         spiff_task.data.update(clean)
         try:
             with frozen_at(now):

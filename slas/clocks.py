@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from engine.models import HumanTask, ProcessInstance, record_event
@@ -111,9 +111,17 @@ class SlaListener:
 
     def task_closed(self, session: Session, instance: ProcessInstance, task: HumanTask,
                     now: datetime) -> None:
-        clocks = session.scalars(select(SlaClock).where(
-            SlaClock.task_id == task.id, SlaClock.state.in_((RUNNING, PAUSED)))).all()
-        stop_clocks(session, list(clocks), now)
+        # Two set-based statements, no objects: this runs on every completed step.
+        with session.no_autoflush:
+            stopped = session.execute(
+                update(SlaClock).where(SlaClock.task_id == task.id,
+                                       SlaClock.state.in_((RUNNING, PAUSED)))
+                .values(state=STOPPED, stopped_at=now, next_check_at=None)
+                .returning(SlaClock.level).execution_options(synchronize_session=False)).scalars().all()
+        if any(level > 0 for level in stopped):  # only an escalated step has alerts to clear
+            session.execute(update(Escalation).where(Escalation.task_id == task.id,
+                                                     Escalation.cleared_at.is_(None))
+                            .values(cleared_at=now).execution_options(synchronize_session=False))
 
     def instance_finished(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
         stop_clocks(session, running_clocks(session, instance.id) + _paused(session, instance.id), now)
