@@ -26,13 +26,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(db_url, tmp_path):
+def server(request, db_url, tmp_path):
+    scheduler = getattr(request, "param", "--no-scheduler")
     port = _free_port()
     env = {**os.environ, "KEFU_DATA_DIR": str(tmp_path / "data"), "KEFU_PORT": str(port),
-           "KEFU_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"}
+           "KEFU_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1", "KEFU_TICK_SECONDS": "1"}
     flask = [sys.executable, "-m", "flask", "--app", "wsgi", "kefu"]
     log = open(tmp_path / "server.log", "w+")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([*flask, "serve", "--demo", "--no-scheduler"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([*flask, "serve", "--demo", scheduler], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -124,3 +125,18 @@ def test_complaint_loop_and_escalation_against_real_server(server):
     assert case["status"] == "completed" and case["tasks"] == []
     kinds = [e["kind"] for e in case["events"]]
     assert kinds.count("task_completed") == 4 and "escalated" in kinds and kinds[-1] == "completed"
+
+
+@pytest.mark.parametrize("server", ["--scheduler"], indirect=True)
+def test_running_product_escalates_by_itself(server):
+    """With its scheduler on, the product raises the demo's overdue step without anyone ticking."""
+    base, _cli = server
+    manager = _api(base, "manager1")
+    deadline = time.monotonic() + 30
+    alerts: list = []
+    while time.monotonic() < deadline and not alerts:
+        alerts = manager.get(base + "/api/v1/escalations", timeout=10).json()["items"]
+        time.sleep(0.5)
+    assert [(a["title"], a["level"]) for a in alerts] == [("部门处理", 1)]
+    time.sleep(2.5)  # more ticks pass: still one alert per level
+    assert len(manager.get(base + "/api/v1/escalations", timeout=10).json()["items"]) == 1
