@@ -244,7 +244,7 @@ class Engine:
                     continue
                 workflow = self._take_workflow(session, instance)
                 with frozen_at(now):
-                    workflow.refresh_waiting_tasks()
+                    workflow.refresh_timers()
                 record_event(session, "timer_fired", at=now, instance_id=instance.id)
                 self._advance(session, instance, workflow, now, actor=None)
                 session.commit()
