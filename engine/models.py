@@ -124,13 +124,19 @@ class AuditEvent(Base):
     message: Mapped[str] = mapped_column(String(500), default="")
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
+    # Lets an event name a task that is being inserted in the same flush.
+    task: Mapped[HumanTask | None] = relationship(
+        primaryjoin="foreign(AuditEvent.task_id) == HumanTask.id")
+
 
 def record_event(session: Session, kind: str, *, at: datetime, instance_id: int | None = None,
                  task_id: int | None = None, actor: str | None = None, message: str = "",
-                 data: dict[str, Any] | None = None) -> AuditEvent:
+                 data: dict[str, Any] | None = None, task: HumanTask | None = None) -> AuditEvent:
     """Add an audit event to the session (written with the step it belongs to)."""
     event = AuditEvent(instance_id=instance_id, task_id=task_id, at=at, actor=actor, kind=kind,
                        message=message[:500], data=data)
+    if task is not None:
+        event.task = task
     session.add(event)
     return event
 

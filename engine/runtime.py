@@ -311,23 +311,24 @@ class Engine:
                 workflow.do_engine_steps()
         except WorkflowException as exc:
             raise InstanceFailed(str(exc)) from exc
-        instance.state = dump_state(workflow)
-        instance.updated_at = now
-        instance.next_timer_at = next_timer_time(workflow)
-        finished = workflow.is_completed()
-        if finished:
-            instance.status, instance.completed_at, instance.next_timer_at = COMPLETED, now, None
         try:
-            session.flush()  # the optimistic-lock check comes first: a stale step writes nothing
+            # The inbox is brought in step before the state is written, all in one flush: the
+            # UPDATE of the instance carries the version check, and if it fails the whole step
+            # (state, tasks, clocks, events) is rolled back with it.
+            with session.no_autoflush:
+                self._sync_tasks(session, instance, workflow, now, actor=actor, new=new)
+            instance.state = dump_state(workflow)
+            instance.updated_at = now
+            instance.next_timer_at = next_timer_time(workflow)
+            if workflow.is_completed():
+                instance.status, instance.completed_at, instance.next_timer_at = COMPLETED, now, None
+                record_event(session, "completed", at=now, instance_id=instance.id,
+                             actor=_name(actor), message=_end_name(workflow))
+                for listener in self.listeners:
+                    listener.instance_finished(session, instance, now)
+            session.flush()
         except StaleDataError as exc:
             raise Conflict("the case was changed by someone else; reload and try again") from exc
-        self._sync_tasks(session, instance, workflow, now, actor=actor, new=new)
-        if finished:
-            record_event(session, "completed", at=now, instance_id=instance.id,
-                         actor=_name(actor), message=_end_name(workflow))
-            for listener in self.listeners:
-                listener.instance_finished(session, instance, now)
-        session.flush()
         self.workflows.put_after_commit(session, instance.id, instance.lock_version, workflow)
 
     def _sync_tasks(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
@@ -337,17 +338,18 @@ class Engine:
         known = set()
         for row in existing:
             known.add(row.task_guid)
+            if row.status != OPEN:  # closed earlier in this step (not flushed yet)
+                continue
             if row.task_guid not in ready:
                 row.status, row.completed_at = CANCELLED, now
                 for listener in self.listeners:
                     listener.task_closed(session, instance, row, now)
-        opened = [self._open_task(session, instance, workflow, guid, spiff_task, now, actor)
-                  for guid, spiff_task in ready.items() if guid not in known]
-        if opened:
-            session.flush()  # one INSERT for the new rows and their clocks; the events need ids
-        for row in opened:
-            record_event(session, "task_opened", at=now, instance_id=instance.id, task_id=row.id,
-                         message=row.title, data={"group_id": row.group_id, "assignee_id": row.assignee_id})
+        for guid, spiff_task in ready.items():
+            if guid not in known:
+                row = self._open_task(session, instance, workflow, guid, spiff_task, now, actor)
+                record_event(session, "task_opened", at=now, instance_id=instance.id, task=row,
+                             message=row.title,
+                             data={"group_id": row.group_id, "assignee_id": row.assignee_id})
 
     def _open_task(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
                    guid: str, spiff_task: Any, now: datetime, actor: User | None) -> HumanTask:

@@ -66,17 +66,6 @@ def start_clock(session: Session, instance: ProcessInstance, policy: Policy, *, 
     return clock
 
 
-def stop_clocks(session: Session, clocks: list[SlaClock], now: datetime) -> None:
-    """Stop clocks and clear their open escalations (the step is done)."""
-    for clock in clocks:
-        clock.state, clock.stopped_at, clock.next_check_at = STOPPED, now, None
-    ids = [c.id for c in clocks if c.id is not None and c.level > 0]
-    if ids:  # only a clock that escalated has alerts to clear
-        session.query(Escalation).filter(Escalation.clock_id.in_(ids),
-                                         Escalation.cleared_at.is_(None)).update(
-            {Escalation.cleared_at: now}, synchronize_session=False)
-
-
 def _parse_due(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -124,7 +113,16 @@ class SlaListener:
                             .values(cleared_at=now).execution_options(synchronize_session=False))
 
     def instance_finished(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
-        stop_clocks(session, running_clocks(session, instance.id) + _paused(session, instance.id), now)
+        with session.no_autoflush:
+            stopped = session.execute(
+                update(SlaClock).where(SlaClock.instance_id == instance.id,
+                                       SlaClock.state.in_((RUNNING, PAUSED)))
+                .values(state=STOPPED, stopped_at=now, next_check_at=None)
+                .returning(SlaClock.level).execution_options(synchronize_session=False)).scalars().all()
+        if any(level > 0 for level in stopped):
+            session.execute(update(Escalation).where(Escalation.instance_id == instance.id,
+                                                     Escalation.cleared_at.is_(None))
+                            .values(cleared_at=now).execution_options(synchronize_session=False))
 
     def instance_suspended(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
         for clock in running_clocks(session, instance.id):
