@@ -106,12 +106,14 @@ def show(instance_id: int):
     eng = engine()
     instance = eng.get_instance(db.session, instance_id, current_user)
     forms = eng.specs.get(db.session, instance.definition_id)[2]
-    users = {u.id: u for u in db.session.scalars(select(User))}
+    tasks = open_tasks_of_instance(db.session, instance.id)
+    users = {u.id: u for u in db.session.scalars(
+        select(User).where(User.id.in_({t.assignee_id for t in tasks if t.assignee_id})))}
     escalations = list(db.session.scalars(select(Escalation).where(
         Escalation.instance_id == instance.id).order_by(Escalation.id)))
     return render_template(
         "case.html", instance=instance, data=eng.workflow_data(db.session, instance),
-        catalog=field_catalog(forms, locale()), tasks=open_tasks_of_instance(db.session, instance.id),
+        catalog=field_catalog(forms, locale()), tasks=tasks,
         clocks=clocks_of_instance(db.session, instance.id), escalations=escalations,
         events=instance_events(db.session, instance.id), users=users,
         history=customer_history(instance.customer_phone, instance.process_key, exclude=instance.id))

@@ -41,8 +41,9 @@ def visible_escalations(user: User, now: datetime) -> list[Alert]:
         select(ProcessInstance).where(ProcessInstance.id.in_({r.instance_id for r in rows})))}
     tasks = {t.id: t for t in db.session.scalars(
         select(HumanTask).where(HumanTask.id.in_({r.task_id for r in rows if r.task_id})))}
-    users = {u.id: u.display_name for u in db.session.scalars(select(User))}
-    groups = {g.id: g.name for g in db.session.scalars(select(Group))}
+    holder_ids = {t.assignee_id for t in tasks.values() if t.assignee_id}
+    users = dict(db.session.execute(select(User.id, User.display_name).where(User.id.in_(holder_ids))).all())
+    groups = dict(db.session.execute(select(Group.id, Group.name)).all())
     alerts = []
     for row in rows:
         task = tasks.get(row.task_id) if row.task_id else None
