@@ -100,29 +100,10 @@ class SlaListener:
 
     def task_closed(self, session: Session, instance: ProcessInstance, task: HumanTask,
                     now: datetime) -> None:
-        # Two set-based statements, no objects: this runs on every completed step.
-        with session.no_autoflush:
-            stopped = session.execute(
-                update(SlaClock).where(SlaClock.task_id == task.id,
-                                       SlaClock.state.in_((RUNNING, PAUSED)))
-                .values(state=STOPPED, stopped_at=now, next_check_at=None)
-                .returning(SlaClock.level).execution_options(synchronize_session=False)).scalars().all()
-        if any(level > 0 for level in stopped):  # only an escalated step has alerts to clear
-            session.execute(update(Escalation).where(Escalation.task_id == task.id,
-                                                     Escalation.cleared_at.is_(None))
-                            .values(cleared_at=now).execution_options(synchronize_session=False))
+        _stop(session, SlaClock.task_id == task.id, Escalation.task_id == task.id, now)
 
     def instance_finished(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
-        with session.no_autoflush:
-            stopped = session.execute(
-                update(SlaClock).where(SlaClock.instance_id == instance.id,
-                                       SlaClock.state.in_((RUNNING, PAUSED)))
-                .values(state=STOPPED, stopped_at=now, next_check_at=None)
-                .returning(SlaClock.level).execution_options(synchronize_session=False)).scalars().all()
-        if any(level > 0 for level in stopped):
-            session.execute(update(Escalation).where(Escalation.instance_id == instance.id,
-                                                     Escalation.cleared_at.is_(None))
-                            .values(cleared_at=now).execution_options(synchronize_session=False))
+        _stop(session, SlaClock.instance_id == instance.id, Escalation.instance_id == instance.id, now)
 
     def instance_suspended(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
         for clock in running_clocks(session, instance.id):
@@ -144,6 +125,19 @@ class SlaListener:
     @staticmethod
     def _pause(clock: SlaClock, now: datetime) -> None:
         clock.state, clock.paused_at, clock.next_check_at = PAUSED, now, None
+
+
+def _stop(session: Session, clocks: Any, escalations: Any, now: datetime) -> None:
+    """Stop the clocks matching ``clocks`` and clear their alerts: set-based, no objects loaded,
+    because this runs on every completed step."""
+    with session.no_autoflush:
+        stopped = session.execute(
+            update(SlaClock).where(clocks, SlaClock.state.in_((RUNNING, PAUSED)))
+            .values(state=STOPPED, stopped_at=now, next_check_at=None)
+            .returning(SlaClock.level).execution_options(synchronize_session=False)).scalars().all()
+    if any(level > 0 for level in stopped):  # only an escalated step has alerts to clear
+        session.execute(update(Escalation).where(escalations, Escalation.cleared_at.is_(None))
+                        .values(cleared_at=now).execution_options(synchronize_session=False))
 
 
 def _paused(session: Session, instance_id: int) -> list[SlaClock]:

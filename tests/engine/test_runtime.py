@@ -188,3 +188,17 @@ def test_suspend_needs_reason_and_blocks_completion(ctx):
     engine.complete_task(session, task.id, {"resolution": "answer_now", "first_reply": "x"},
                          actor=agent, now=T0 + timedelta(hours=1))
     assert session.get(HumanTask, task.id).status == DONE
+
+
+def test_group_leader_reassigns_and_others_cannot(ctx):
+    session, engine = ctx
+    agent1, agent2, leader = (_user(session, n) for n in ("agent1", "agent2", "leader1"))
+    net = _user(session, "net1")
+    instance = engine.start(session, "complaint", INTAKE, actor=agent1, now=T0)
+    (task,) = _open(session, instance.id)
+    with pytest.raises(Forbidden):
+        engine.assign(session, task.id, agent2, agent1, T0)  # agents do not reassign
+    with pytest.raises(ValidationFailed):
+        engine.assign(session, task.id, net, leader, T0)  # not a member of the group
+    assert engine.assign(session, task.id, agent2, leader, T0).assignee_id == agent2.id
+    assert engine.unclaim(session, task.id, leader, T0).assignee_id is None  # the leader takes it back
