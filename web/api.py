@@ -117,8 +117,12 @@ def list_instances():
 
 
 def _instance_summary(instance: ProcessInstance) -> dict[str, Any]:
+    # The contract's statuses are running | completed | cancelled | error: a case on hold (挂起)
+    # is still running, with ``suspended`` true.
+    suspended = instance.status == "suspended"
     return {"id": instance.id, "reference": instance.reference, "process_key": instance.process_key,
-            "version": instance.definition.version, "status": instance.status,
+            "version": instance.definition.version, "status": "running" if suspended else instance.status,
+            "suspended": suspended,
             "customer_phone": instance.customer_phone, "created_at": _iso(instance.created_at),
             "completed_at": _iso(instance.completed_at)}
 
@@ -146,7 +150,7 @@ def suspend_instance(instance_id: int):
     reason = str(_json_body().get("reason", ""))
     instance = engine().suspend(db.session, instance_id, reason, actor=g.api_user, now=utcnow())
     db.session.commit()
-    return jsonify({"id": instance.id, "status": instance.status})
+    return jsonify(_instance_summary(instance))
 
 
 @bp.post("/instances/<int:instance_id>/resume")
@@ -154,7 +158,7 @@ def suspend_instance(instance_id: int):
 def resume_instance(instance_id: int):
     instance = engine().resume(db.session, instance_id, actor=g.api_user, now=utcnow())
     db.session.commit()
-    return jsonify({"id": instance.id, "status": instance.status})
+    return jsonify(_instance_summary(instance))
 
 
 def _group_codes() -> dict[int, str]:
@@ -226,7 +230,7 @@ def complete(task_id: int):
     db.session.commit()
     instance = task.instance
     return jsonify({"id": task.id, "status": task.status, "instance_id": instance.id,
-                    "instance_status": instance.status})
+                    "instance_status": _instance_summary(instance)["status"]})
 
 
 @bp.get("/escalations")

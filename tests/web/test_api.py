@@ -150,3 +150,21 @@ def test_escalations_by_role(app, client, token):
     assert client.get("/api/v1/escalations", headers=token("agent1")).get_json()["items"] == []
     state = client.get(f"/api/v1/tasks/{task['id']}", headers=token("agent1")).get_json()["sla_state"]
     assert state == "ok"  # the real clock has not moved; the scan ran as of a later time
+
+
+def test_suspended_case_is_running_on_hold(client, token):
+    instance_id = _start(client, token)
+    response = client.post(f"/api/v1/instances/{instance_id}/suspend", json={"reason": "等待客户补充资料"},
+                           headers=token("agent1"))
+    assert response.status_code == 200
+    body = client.get(f"/api/v1/instances/{instance_id}", headers=token("agent1")).get_json()
+    assert (body["status"], body["suspended"], body["suspend_reason"]) == ("running", True, "等待客户补充资料")
+    task = body["tasks"][0]
+    assert client.get(f"/api/v1/tasks/{task['id']}", headers=token("agent1")).get_json()["sla_state"] == "paused"
+    refused = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=token("agent1"),
+                          json={"data": {"resolution": "answer_now", "first_reply": "x"}})
+    assert refused.status_code == 409
+    assert client.post(f"/api/v1/instances/{instance_id}/suspend", json={"reason": ""},
+                       headers=token("agent1")).status_code == 409  # already on hold
+    resumed = client.post(f"/api/v1/instances/{instance_id}/resume", headers=token("agent1")).get_json()
+    assert (resumed["status"], resumed["suspended"]) == ("running", False)
