@@ -146,6 +146,9 @@ class Engine:
             raise Conflict("the task no longer exists in the workflow") from exc
         if spiff_task.state != TaskState.READY:
             raise Conflict("the task is not ready")
+        # Open rows always mirror the READY user tasks of the last step: when this task is the only
+        # one, the step need not read the instance's open tasks back from the database.
+        only_open = [task] if len(workflow.get_tasks(state=TaskState.READY, manual=True)) == 1 else None
         task.assignee_id = actor.id
         task.status = DONE
         task.completed_at = now
@@ -161,7 +164,7 @@ class Engine:
                 spiff_task.run()
         except WorkflowException as exc:
             raise InstanceFailed(f"{task.title}: {exc}") from exc
-        self._advance(session, instance, workflow, now, actor=actor)
+        self._advance(session, instance, workflow, now, actor=actor, open_rows=only_open)
         return task
 
     def claim(self, session: Session, task_id: int, actor: User, now: datetime) -> HumanTask:
@@ -305,7 +308,8 @@ class Engine:
         return workflow
 
     def _advance(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
-                 now: datetime, *, actor: User | None, new: bool = False) -> None:
+                 now: datetime, *, actor: User | None, new: bool = False,
+                 open_rows: list[HumanTask] | None = None) -> None:
         try:
             with frozen_at(now):
                 workflow.do_engine_steps()
@@ -316,7 +320,8 @@ class Engine:
             # UPDATE of the instance carries the version check, and if it fails the whole step
             # (state, tasks, clocks, events) is rolled back with it.
             with session.no_autoflush:
-                self._sync_tasks(session, instance, workflow, now, actor=actor, new=new)
+                self._sync_tasks(session, instance, workflow, now, actor=actor,
+                                 open_rows=[] if new else open_rows)
             instance.state = dump_state(workflow)
             instance.updated_at = now
             instance.next_timer_at = next_timer_time(workflow)
@@ -332,9 +337,11 @@ class Engine:
         self.workflows.put_after_commit(session, instance.id, instance.lock_version, workflow)
 
     def _sync_tasks(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
-                    now: datetime, *, actor: User | None, new: bool) -> None:
+                    now: datetime, *, actor: User | None, open_rows: list[HumanTask] | None) -> None:
+        """Make the open human_task rows mirror the workflow's READY user tasks (``open_rows``:
+        the rows open before this step when the caller knows them, else they are read)."""
         ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-        existing = [] if new else open_tasks_of_instance(session, instance.id)
+        existing = open_rows if open_rows is not None else open_tasks_of_instance(session, instance.id)
         known = set()
         for row in existing:
             known.add(row.task_guid)
