@@ -111,7 +111,7 @@ class Engine:
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(data)
         instance = ProcessInstance(
-            definition_id=definition.id, process_key=key, title=str(data.get("title") or definition.name)[:200],
+            definition_id=definition.id, process_key=key, title=_title(data, definition.name),
             customer_phone=_str_or_none(data.get("customer_phone")), status=RUNNING, state="{}",
             started_by=actor.id if actor else None, created_at=now, updated_at=now)
         session.add(instance)
@@ -450,6 +450,12 @@ def _start_event(spec: Any) -> Any:
         if type(task_spec).__name__ == "StartEvent" and type(event).__name__ == "NoneEventDefinition":
             return task_spec
     return spec.start
+
+
+def _title(data: dict[str, Any], fallback: str) -> str:
+    """A case's one-line title: its ``title`` field, else the start of its description."""
+    text = " ".join(str(data.get("title") or data.get("description") or fallback).split())
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _end_name(workflow: BpmnWorkflow) -> str:

@@ -60,6 +60,7 @@ def test_state_is_stored_without_the_spec(ctx):
     instance = engine.start(session, "complaint", INTAKE, actor=_user(session, "agent1"), now=T0)
     session.commit()
     assert '"spec"' not in instance.state[:200] and "task_specs" not in instance.state
+    assert instance.title == INTAKE["description"]  # lists show what the case is about
 
 
 def test_answer_at_once_closes_the_complaint(ctx):
