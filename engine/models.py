@@ -152,12 +152,6 @@ def open_tasks_of_instance(session: Session, instance_id: int) -> list[HumanTask
         .order_by(HumanTask.id)))
 
 
-def latest_definition(session: Session, key: str) -> ProcessDefinition | None:
-    return session.scalars(
-        select(ProcessDefinition).where(ProcessDefinition.key == key)
-        .order_by(ProcessDefinition.version.desc()).limit(1)).first()
-
-
 def due_timer_instances(session: Session, now: datetime, limit: int) -> list[int]:
     """Ids of running instances whose next BPMN timer is due (indexed on status, next_timer_at)."""
     return list(session.scalars(

@@ -108,8 +108,8 @@ def assign(task_id: int):
 @login_required
 def complete(task_id: int):
     eng = engine()
-    task = eng.get_task(db.session, task_id, current_user)
-    schema = eng.form_of(db.session, task)
+    step = eng.get_task(db.session, task_id, current_user)
+    schema = eng.form_of(db.session, step)
     data = coerce(schema, request.form)
     try:
         eng.complete_task(db.session, task_id, data, actor=current_user, now=utcnow())
@@ -117,15 +117,12 @@ def complete(task_id: int):
     except ValidationFailed as exc:
         db.session.rollback()
         flash(_("Please correct the marked fields."), "error")
-        return task_page_with_errors(task_id, localized_fields(exc), dict(request.form)), 422
-    flash(_("Step done: %(title)s.", title=task.title), "success")
+        return task(task_id, errors=localized_fields(exc), values=dict(request.form)), 422
+    flash(_("Step done: %(title)s.", title=step.title), "success")
     next_task = db.session.scalars(
-        select(HumanTask).where(HumanTask.instance_id == task.instance_id, HumanTask.status == "open",
+        select(HumanTask).where(HumanTask.instance_id == step.instance_id, HumanTask.status == "open",
                                 HumanTask.assignee_id == current_user.id).limit(1)).first()
     if next_task is not None:
         return redirect(url_for("inbox.task", task_id=next_task.id))
     return redirect(url_for("inbox.tasks"))
 
-
-def task_page_with_errors(task_id: int, errors: dict[str, str], values: dict) -> str:
-    return task(task_id, errors=errors, values=values)
