@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 MO     := web/translations/zh_Hans_CN/LC_MESSAGES/messages.mo
+# npm packages: the modeler's browser bundles (served by the product) and the loopback SMSC peer.
+NODE   := node_modules/.installed-$(shell cat package.json package-lock.json | cksum | cut -d' ' -f1)
 
 .PHONY: run test test-fast lint bench translations clean
 
@@ -15,15 +17,19 @@ $(STAMP): requirements.txt requirements-dev.txt
 $(MO): web/translations/zh_Hans_CN/LC_MESSAGES/messages.po $(STAMP)
 	$(BIN)/pybabel -q compile -d web/translations
 
+$(NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@rm -f node_modules/.installed-*; touch $@
+
 translations: $(MO)
 
-run: $(STAMP) $(MO)
+run: $(STAMP) $(MO) $(NODE)
 	$(BIN)/flask --app wsgi kefu serve --demo
 
-test: $(STAMP) $(MO) lint
+test: $(STAMP) $(MO) $(NODE) lint
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP) $(MO)
+test-fast: $(STAMP) $(MO) $(NODE)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
@@ -33,4 +39,4 @@ bench: $(STAMP)
 	bench/run_all.sh
 
 clean:
-	rm -rf $(VENV) instance $(MO)
+	rm -rf $(VENV) instance $(MO) node_modules

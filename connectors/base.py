@@ -1,0 +1,90 @@
+"""The one small interface every connector offers: named operations with declared parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+INLINE, OUTBOX = "inline", "outbox"
+
+
+class ConnectorError(Exception):
+    """A call failed; ``retry`` says whether trying again later may succeed (peer down, busy)."""
+
+    retry = True
+
+
+class TransientError(ConnectorError):
+    """The peer is unreachable, busy or throttling: retry with backoff."""
+
+
+class PermanentError(ConnectorError):
+    """The request itself is wrong (bad parameters, refused): retrying the same will not help."""
+
+    retry = False
+
+
+class NotReady(Exception):  # noqa: N818  (a signal, not a failure)
+    """The operation is waiting on the peer (e.g. billing has not finished an order): ask again
+    after ``delay`` without counting it as a failed attempt."""
+
+    def __init__(self, delay: timedelta = timedelta(seconds=10), message: str = "") -> None:
+        super().__init__(message or f"not ready, ask again in {delay.total_seconds():g}s")
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Call:
+    """What an operation is told about the job it runs for."""
+
+    job_id: int
+    key: str          # idempotency key: the same for every attempt of one job
+    attempt: int      # 1 for the first try
+    now: datetime
+    instance_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A named operation a BPMN service task can call.
+
+    ``run(params, call)`` returns a JSON-able dict (stored as the task's result variable) or raises
+    ``ConnectorError`` / ``NotReady``. ``idempotent``: the peer deduplicates by ``call.key``, so a
+    job interrupted mid-call may simply be run again. ``mode``: ``outbox`` (default) runs after the
+    step commits, in a worker; ``inline`` runs inside the step (only for fast reads without side
+    effects; a failure aborts the step with a clear message).
+    """
+
+    name: str
+    title: str                                  # shown in the modeler (Chinese)
+    run: Callable[[dict[str, Any], Call], dict[str, Any]]
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    idempotent: bool = False
+    mode: str = OUTBOX
+    description: str = ""
+
+
+@dataclass
+class Registry:
+    """The operations of the installed connectors, by name."""
+
+    operations: dict[str, Operation] = field(default_factory=dict)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def add(self, operations: Iterable[Operation], close: Callable[[], None] | None = None) -> None:
+        for op in operations:
+            if op.name in self.operations:
+                raise ValueError(f"operation {op.name} is registered twice")
+            self.operations[op.name] = op
+        if close is not None:
+            self.closers.append(close)
+
+    def get(self, name: str) -> Operation | None:
+        return self.operations.get(name)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
