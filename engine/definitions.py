@@ -8,18 +8,16 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import jsonschema
 from lxml import etree
-from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask as UserTaskMixin
-from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -27,6 +25,7 @@ from .errors import DefinitionInvalid
 from .models import ProcessDefinition
 from .people import find_group
 from .serialization import dump_specs, load_specs
+from .service_tasks import is_service_task, make_parser
 
 FORM_PROPERTY = "formJsonSchemaFilename"
 GROUP_VAR_PROPERTY = "kefu.group_var"
@@ -62,7 +61,7 @@ def parse_bpmn(xml: bytes) -> ParsedDefinition:
         root = etree.fromstring(xml, parser=etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as exc:
         raise DefinitionInvalid([{"element_id": None, "message": f"XML is not well-formed: {exc}"}]) from exc
-    parser = SpiffBpmnParser(validator=BpmnValidator())
+    parser = make_parser()
     try:
         parser.add_bpmn_xml(root, filename="upload.bpmn")
         ids = parser.get_process_ids()
@@ -79,8 +78,10 @@ def parse_bpmn(xml: bytes) -> ParsedDefinition:
 
 
 def check_definition(session: Session, parsed: ParsedDefinition, forms: dict[str, Any],
-                     checks: Iterable[PropertyCheck] = ()) -> list[dict[str, str | None]]:
-    """Errors that make a parsed definition unfit to run here (lanes, forms, properties)."""
+                     checks: Iterable[PropertyCheck] = (),
+                     operations: Mapping[str, Any] | None = None) -> list[dict[str, str | None]]:
+    """Errors that make a parsed definition unfit to run here (lanes, forms, properties, service
+    tasks' connector operations when ``operations`` — name → connectors.base.Operation — is given)."""
     errors: list[dict[str, str | None]] = []
     for spec in [parsed.spec, *parsed.subprocess_specs.values()]:
         for task_spec in spec.task_specs.values():
@@ -88,6 +89,8 @@ def check_definition(session: Session, parsed: ParsedDefinition, forms: dict[str
             if element_id is None:
                 continue
             props = properties_of(task_spec)
+            if operations is not None and is_service_task(task_spec):
+                errors.extend(_operation_errors(element_id, task_spec, operations))
             for check in checks:
                 message = check(element_id, props)
                 if message:
@@ -101,6 +104,18 @@ def check_definition(session: Session, parsed: ParsedDefinition, forms: dict[str
                                "message": f"lane '{task_spec.lane}' names no group"})
             errors.extend(_form_errors(element_id, props, forms))
     return errors
+
+
+def _operation_errors(element_id: str, task_spec: Any, operations: Mapping[str, Any]) -> list[dict]:
+    operation = operations.get(task_spec.operation_name)
+    if operation is None:
+        return [{"element_id": element_id,
+                 "message": f"no installed connector offers the operation '{task_spec.operation_name}'"}]
+    missing = [name for name in operation.required if name not in (task_spec.operation_params or {})]
+    if missing:
+        return [{"element_id": element_id,
+                 "message": f"operation '{operation.name}' needs the parameter(s) {', '.join(missing)}"}]
+    return []
 
 
 def _form_errors(element_id: str, props: dict[str, str], forms: dict[str, Any]) -> list[dict]:
@@ -117,9 +132,85 @@ def _form_errors(element_id: str, props: dict[str, str], forms: dict[str, Any]) 
     return []
 
 
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+_FLOW_NODES = frozenset((
+    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
+    "task", "userTask", "serviceTask", "scriptTask", "manualTask", "sendTask", "receiveTask",
+    "businessRuleTask", "callActivity", "subProcess", "transaction", "adHocSubProcess",
+    "exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"))
+# Inside an ad-hoc subprocess elements need no flows, so only these containers are checked.
+_FLOW_SCOPES = ("process", "subProcess", "transaction")
+
+
+def flow_errors(xml: bytes) -> list[dict[str, str | None]]:
+    """Unreachable elements and dead ends, scope by scope (the parser silently drops elements no
+    flow reaches, so this reads the XML): every element must be reachable from a start event,
+    and every element but an end event must have an outgoing flow."""
+    root = etree.fromstring(xml, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    errors: list[dict[str, str | None]] = []
+    for scope in root.iter(*(f"{{{BPMN_NS}}}{tag}" for tag in _FLOW_SCOPES)):
+        errors.extend(_scope_flow_errors(scope))
+    return errors
+
+
+def _local(node: Any) -> str:
+    return etree.QName(node).localname if isinstance(node.tag, str) else ""
+
+
+def _definition(node: Any, kind: str) -> Any:
+    return node.find(f"{{{BPMN_NS}}}{kind}EventDefinition")
+
+
+def _scope_flow_errors(scope: Any) -> list[dict[str, str | None]]:
+    nodes = {n.get("id"): n for n in scope if _local(n) in _FLOW_NODES and n.get("id")}
+    # Event subprocesses and compensation handlers are started by events, not by flows.
+    exempt = {i for i, n in nodes.items() if n.get("triggeredByEvent") == "true"
+              or n.get("isForCompensation") == "true"
+              or (_local(n) == "boundaryEvent" and _definition(n, "compensate") is not None)}
+    following: dict[str, list[str]] = {i: [] for i in nodes}
+    has_outgoing: set[str] = set()
+    for flow in scope.iterchildren(f"{{{BPMN_NS}}}sequenceFlow"):
+        source, target = flow.get("sourceRef"), flow.get("targetRef")
+        if source in following:
+            following[source].append(target)
+            has_outgoing.add(source)
+    catches = {}
+    for node_id, node in nodes.items():
+        link = _definition(node, "link")
+        if link is not None and _local(node) == "intermediateCatchEvent":
+            catches[link.get("name")] = node_id
+    for node_id, node in nodes.items():
+        link = _definition(node, "link")
+        if link is not None and _local(node) == "intermediateThrowEvent":
+            following[node_id].append(catches.get(link.get("name"), ""))
+            has_outgoing.add(node_id)  # a link jumps on without a drawn flow
+        if _local(node) == "boundaryEvent" and node.get("attachedToRef") in following:
+            following[node.get("attachedToRef")].append(node_id)
+    reached: set[str] = set()
+    todo = [i for i, n in nodes.items() if _local(n) == "startEvent"]
+    while todo:
+        node_id = todo.pop()
+        if node_id in reached or node_id not in nodes:
+            continue
+        reached.add(node_id)
+        todo.extend(following[node_id])
+    errors: list[dict[str, str | None]] = []
+    for node_id, node in nodes.items():
+        if node_id in exempt:
+            continue
+        if node_id not in reached:
+            errors.append({"element_id": node_id,
+                           "message": "unreachable: no path from a start event leads here"})
+        elif _local(node) != "endEvent" and node_id not in has_outgoing:
+            errors.append({"element_id": node_id,
+                           "message": "dead end: not an end event and has no outgoing flow"})
+    return errors
+
+
 def deploy(session: Session, xml: bytes, forms: dict[str, Any], *, now: datetime,
            deployed_by: str | None = None, summary: str = "",
-           checks: Iterable[PropertyCheck] = ()) -> ProcessDefinition:
+           checks: Iterable[PropertyCheck] = (),
+           operations: Mapping[str, Any] | None = None) -> ProcessDefinition:
     """Validate and store a new version of a definition; nothing is stored unless all checks pass.
 
     ``forms`` maps form file names to schemas; forms the diagram names that are not given are taken
@@ -129,7 +220,7 @@ def deploy(session: Session, xml: bytes, forms: dict[str, Any], *, now: datetime
     previous = latest_version(session, parsed.key)
     if previous is not None:
         forms = {**previous.forms, **forms}
-    errors = check_definition(session, parsed, forms, checks)
+    errors = flow_errors(xml) + check_definition(session, parsed, forms, checks, operations)
     if errors:
         raise DefinitionInvalid(errors)
     used = _used_forms(parsed)

@@ -46,3 +46,10 @@ class InstanceFailed(KefuError):
     """The workflow raised while running (a script or condition failed)."""
 
     code = "instance_error"
+
+
+class PeerUnavailable(KefuError):
+    """A system the step needs at once (e.g. billing, for a password check) did not answer; nothing
+    was changed and the user may try again."""
+
+    code = "peer_unavailable"

@@ -22,9 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import definitions
+from . import definitions, outbox
 from .clock import LOCAL_TZ, frozen_at
-from .errors import Conflict, Forbidden, InstanceFailed, NotFound, ValidationFailed
+from .errors import Conflict, Forbidden, InstanceFailed, NotFound, PeerUnavailable, ValidationFailed
 from .forms import validate_form
 from .listeners import StepListener
 from .models import (
@@ -44,6 +44,7 @@ from .models import (
 )
 from .people import Group, GroupIndex, User, members_among
 from .serialization import dump_state, load_state
+from .service_tasks import ConnectorCalls, InlineCallFailed, begin_step, end_step
 from .timers import next_timer_time
 from .workflow_cache import WorkflowCache
 
@@ -55,8 +56,12 @@ class Engine:
     """SpiffWorkflow host. One per process; thread-safe (state lives in the database)."""
 
     def __init__(self, listeners: Iterable[StepListener] = (),
-                 checks: Iterable[definitions.PropertyCheck] = (), cache_size: int = 1000) -> None:
+                 checks: Iterable[definitions.PropertyCheck] = (), cache_size: int = 1000,
+                 operations: dict[str, Any] | None = None, job_threads: int = 16) -> None:
         self.listeners = list(listeners)
+        # Connector operations by name (connectors.base.Operation), shared with the worker.
+        self.operations: dict[str, Any] = operations if operations is not None else {}
+        self.worker = outbox.Worker(self.operations, self._deliver_job, threads=job_threads)
         self.checks = list(checks)
         self.specs = definitions.SpecCache()
         self.workflows = WorkflowCache(cache_size)
@@ -67,7 +72,7 @@ class Engine:
     def deploy(self, session: Session, xml: bytes, forms: dict[str, Any], *, now: datetime,
                deployed_by: str | None = None, summary: str = "") -> ProcessDefinition:
         definition = definitions.deploy(session, xml, forms, now=now, deployed_by=deployed_by,
-                                        summary=summary, checks=self.checks)
+                                        summary=summary, checks=self.checks, operations=self.operations)
         record_event(session, "deployed", at=now, actor=deployed_by,
                      message=f"{definition.key} v{definition.version}",
                      data={"key": definition.key, "version": definition.version})
@@ -259,6 +264,33 @@ class Engine:
                 self._mark_error(session, instance_id, str(exc), now)
         return fired
 
+    # -- connector jobs ----------------------------------------------------------------------
+    def run_jobs(self, session: Session, now: datetime, *, batch: int = 200,
+                 max_batches: int | None = None) -> outbox.RunReport:
+        """Run the connector jobs due by ``now`` and deliver their results (see engine.outbox)."""
+        return self.worker.run_due(session, now, batch=batch, max_batches=max_batches)
+
+    def _deliver_job(self, session: Session, job: outbox.ConnectorJob, now: datetime) -> None:
+        """Resume the service task that waits for ``job`` with its result, as one step."""
+        instance = session.get(ProcessInstance, job.instance_id)
+        if instance is None or instance.status not in (RUNNING, SUSPENDED) or not job.task_guid:
+            return  # the case ended or was cancelled meanwhile: nothing waits any more
+        workflow = self._take_workflow(session, instance)
+        try:
+            spiff_task = workflow.get_task_from_id(_uuid(job.task_guid))
+        except TaskNotFoundException:
+            return
+        if spiff_task.state != TaskState.STARTED:
+            return  # e.g. a boundary timer cancelled the wait
+        if job.result_var:
+            spiff_task.data[job.result_var] = job.result or {}
+        try:
+            with frozen_at(now):
+                spiff_task.complete()
+        except WorkflowException as exc:
+            raise InstanceFailed(f"{job.operation}: {exc}") from exc
+        self._advance(session, instance, workflow, now, actor=None)
+
     # -- reading ---------------------------------------------------------------------------
     def get_task(self, session: Session, task_id: int, actor: User) -> HumanTask:
         """A task the actor may see (their groups, assigned to them, or admin); else NotFound."""
@@ -310,11 +342,24 @@ class Engine:
     def _advance(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
                  now: datetime, *, actor: User | None, new: bool = False,
                  open_rows: list[HumanTask] | None = None) -> None:
+        calls = ConnectorCalls(self.operations, now, instance.id)
+        token = begin_step(calls)
         try:
             with frozen_at(now):
                 workflow.do_engine_steps()
+        except InlineCallFailed as exc:
+            raise PeerUnavailable(str(exc)) from exc
         except WorkflowException as exc:
             raise InstanceFailed(str(exc)) from exc
+        finally:
+            end_step(token)
+        # The jobs the step asked for are written with it (the outbox): never without the step,
+        # never twice for one task run (the key is unique).
+        for request in calls.requests:
+            outbox.enqueue(session, request.operation, request.params,
+                           key=outbox.job_key(instance.id, request.task_guid), now=now,
+                           instance_id=instance.id, task_guid=request.task_guid,
+                           element_id=request.element_id, result_var=request.result_var, wait=request.wait)
         try:
             # The inbox is brought in step before the state is written, all in one flush: the
             # UPDATE of the instance carries the version check, and if it fails the whole step

@@ -11,6 +11,7 @@ from flask import Flask, request, session
 from flask_login import current_user
 
 from engine import models as _engine_models  # noqa: F401  (registers tables)
+from engine import outbox as _outbox  # noqa: F401  (registers tables)
 from engine.lease import SchedulerLease  # noqa: F401
 from engine.runtime import Engine
 from slas import models as _sla_models  # noqa: F401

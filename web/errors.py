@@ -17,11 +17,12 @@ from engine.errors import (
     InstanceFailed,
     KefuError,
     NotFound,
+    PeerUnavailable,
     ValidationFailed,
 )
 
 STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, ValidationFailed: 422,
-          DefinitionInvalid: 422, InstanceFailed: 422}
+          DefinitionInvalid: 422, InstanceFailed: 422, PeerUnavailable: 503}
 
 FIELD_MESSAGES = {
     "required": _l("This field is required."),

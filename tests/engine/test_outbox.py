@@ -1,0 +1,256 @@
+"""The connector outbox: jobs written with their step, run after commit, retried with backoff,
+incidents, crash recovery and delivery of results into the waiting instance."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.base import INLINE, NotReady, Operation, PermanentError, TransientError
+from engine import outbox
+from engine.errors import DefinitionInvalid, PeerUnavailable
+from engine.models import ProcessInstance, instance_events, open_tasks_of_instance
+from engine.people import user_by_name
+from tests.conftest import T0
+
+DIAGRAM = (Path(__file__).parent / "diagrams" / "outbox.bpmn").read_bytes()
+NOTE = {"note.schema.json": {"type": "object", "properties": {"note": {"type": "string"}}}}
+
+
+class ScriptedPeer:
+    """Stands in for a remote system inside the process: answers by a script, counts calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        self.script: list[Exception] = []  # raised in order before answering normally
+        self.lock = threading.Lock()
+
+    def echo(self, params, call):
+        with self.lock:
+            self.calls.append((call.key, params))
+            if self.script:
+                raise self.script.pop(0)
+        return {"text": params["text"], "attempt": call.attempt}
+
+    def lookup(self, params, call):
+        if params["phone"] == "down":
+            raise TransientError("billing database unreachable")
+        return {"vip": params["phone"].endswith("1")}
+
+
+@pytest.fixture
+def peer(ctx):
+    session, engine = ctx
+    peer = ScriptedPeer()
+    engine.operations.update({
+        "test.echo": Operation("test.echo", "回显", peer.echo, required=("text",)),
+        "test.lookup": Operation("test.lookup", "查询", peer.lookup, required=("phone",), mode=INLINE),
+    })
+    engine.deploy(session, DIAGRAM, NOTE, now=T0)
+    session.commit()
+    yield peer
+    engine.operations.pop("test.echo")
+    engine.operations.pop("test.lookup")
+
+
+def _start(session, engine, text="你好", phone="13800000001"):
+    agent = user_by_name(session, "agent1")
+    instance = engine.start(session, "outbox_test", {"text": text, "customer_phone": phone},
+                            actor=agent, now=T0)
+    session.commit()
+    return instance
+
+
+def _jobs(session, instance_id):
+    session.expire_all()
+    return outbox.jobs_of_instance(session, instance_id)
+
+
+def test_job_is_written_with_the_step_and_result_resumes_the_instance(ctx, peer):
+    session, engine = ctx
+    instance = _start(session, engine)
+    (job,) = _jobs(session, instance.id)
+    assert (job.operation, job.status, job.params, job.wait) == ("test.echo", "queued", {"text": "你好"}, True)
+    assert peer.calls == []  # nothing is called inside the step
+    assert open_tasks_of_instance(session, instance.id) == []  # the instance waits
+
+    report = engine.run_jobs(session, T0)
+    assert report.done == 1
+    (job,) = _jobs(session, instance.id)
+    assert job.status == "done" and job.result == {"text": "你好", "attempt": 1}
+    (task,) = open_tasks_of_instance(session, instance.id)
+    assert task.name == "review"
+    data = engine.workflow_data(session, session.get(ProcessInstance, instance.id))
+    assert data["echo"] == {"text": "你好", "attempt": 1}
+    assert data["found"] == {"vip": True}  # the inline lookup ran inside the step
+
+
+def test_a_notification_does_not_hold_the_case(ctx, peer):
+    session, engine = ctx
+    instance = _start(session, engine)
+    engine.run_jobs(session, T0)
+    (task,) = open_tasks_of_instance(session, instance.id)
+    engine.complete_task(session, task.id, {"note": "ok"}, actor=user_by_name(session, "agent1"), now=T0)
+    session.commit()
+    assert session.get(ProcessInstance, instance.id).status == "completed"
+    notify = _jobs(session, instance.id)[-1]
+    assert (notify.element_id, notify.status, notify.wait) == ("notify", "queued", False)
+    assert notify.params == {"text": "done: 你好"}
+    engine.run_jobs(session, T0)
+    assert _jobs(session, instance.id)[-1].status == "done"
+    assert [c[1]["text"] for c in peer.calls] == ["你好", "done: 你好"]
+
+
+def test_a_step_that_rolls_back_leaves_no_job(ctx, peer):
+    session, engine = ctx
+    agent = user_by_name(session, "agent1")
+    engine.start(session, "outbox_test", {"text": "x", "customer_phone": "1"}, actor=agent, now=T0)
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(outbox.ConnectorJob)) == 0
+
+
+def test_transient_failures_back_off_exponentially_then_succeed(ctx, peer):
+    session, engine = ctx
+    instance = _start(session, engine)
+    peer.script = [TransientError("SMSC busy"), TransientError("SMSC busy")]
+    assert engine.run_jobs(session, T0).retried == 1
+    (job,) = _jobs(session, instance.id)
+    assert job.status == "queued" and job.next_run_at == T0 + timedelta(seconds=10)
+    assert engine.run_jobs(session, T0 + timedelta(seconds=9)).total == 0  # not due yet
+    assert engine.run_jobs(session, T0 + timedelta(seconds=10)).retried == 1
+    (job,) = _jobs(session, instance.id)
+    assert job.next_run_at == T0 + timedelta(seconds=30)  # 10 s, then 20 s
+    assert engine.run_jobs(session, T0 + timedelta(seconds=30)).done == 1
+    (job,) = _jobs(session, instance.id)
+    assert job.attempts == 3 and job.result["attempt"] == 3
+    assert len(peer.calls) == 3 and len({c[0] for c in peer.calls}) == 1  # one idempotency key
+    assert open_tasks_of_instance(session, instance.id)[0].name == "review"
+
+
+def test_exhausted_retries_open_an_incident_and_retry_resumes(ctx, peer):
+    session, engine = ctx
+    instance = _start(session, engine)
+    peer.script = [TransientError("link down")] * 5
+    at = T0
+    for _ in range(5):
+        engine.run_jobs(session, at)
+        at += timedelta(hours=2)
+    (job,) = _jobs(session, instance.id)
+    assert job.status == "failed" and job.attempts == 5
+    (incident,) = outbox.open_incidents(session)
+    assert (incident.kind, incident.instance_id, incident.element_id) == ("exhausted", instance.id, "call")
+    assert "link down" in incident.message
+    assert outbox.incident_elements(session, instance.id) == {"call"}
+    assert engine.run_jobs(session, at + timedelta(days=1)).total == 0  # parked until a person acts
+
+    outbox.retry_incident(session, incident.id, actor="admin", now=at)
+    session.commit()
+    assert engine.run_jobs(session, at).done == 1
+    assert outbox.open_incidents(session) == []
+    assert open_tasks_of_instance(session, instance.id)[0].name == "review"
+
+
+def test_a_refused_call_is_an_incident_at_once(ctx, peer):
+    session, engine = ctx
+    instance = _start(session, engine)
+    peer.script = [PermanentError("SMSC refused the bind: ESME_RINVPASWD")]
+    assert engine.run_jobs(session, T0).incidents == 1
+    (incident,) = outbox.open_incidents(session)
+    assert incident.kind == "refused" and "ESME_RINVPASWD" in incident.message
+    assert "incident" in [e.kind for e in instance_events(session, instance.id)]
+
+
+def test_not_ready_asks_again_later_without_counting_an_attempt(ctx, peer):
+    session, engine = ctx
+    instance = _start(session, engine)
+    peer.script = [NotReady(timedelta(seconds=30))] * 3
+    at = T0
+    for _ in range(3):
+        assert engine.run_jobs(session, at).waiting == 1
+        at += timedelta(seconds=30)
+    (job,) = _jobs(session, instance.id)
+    assert job.attempts == 0 and job.status == "queued"
+    assert engine.run_jobs(session, at).done == 1
+
+
+def test_worker_crash_mid_call_never_calls_a_non_idempotent_peer_twice(ctx, peer):
+    session, engine = ctx
+    instance = _start(session, engine)
+    (claimed,) = engine.worker.claim(session, T0, 10)
+    engine.worker.execute([claimed], T0)  # the peer is called … and the worker dies here
+    assert len(peer.calls) == 1
+    report = engine.run_jobs(session, T0 + timedelta(minutes=10))  # lease (5 min) ran out
+    assert len(peer.calls) == 1 and report.total == 0
+    (incident,) = outbox.open_incidents(session)
+    assert incident.kind == "outcome_unknown" and incident.instance_id == instance.id
+
+
+def test_worker_crash_mid_call_reruns_an_idempotent_operation(ctx, peer):
+    session, engine = ctx
+    engine.operations["test.echo"] = Operation("test.echo", "回显", peer.echo, required=("text",),
+                                               idempotent=True)
+    instance = _start(session, engine)
+    engine.worker.claim(session, T0, 10)  # claimed, then the worker dies
+    assert engine.run_jobs(session, T0 + timedelta(minutes=1)).total == 0  # lease still held
+    assert engine.run_jobs(session, T0 + timedelta(minutes=10)).done == 1
+    assert outbox.open_incidents(session) == []
+    assert open_tasks_of_instance(session, instance.id)[0].name == "review"
+
+
+def test_a_busy_case_gets_the_result_later_without_a_second_call(ctx, peer, monkeypatch):
+    session, engine = ctx
+    instance = _start(session, engine)
+    from engine.errors import Conflict
+
+    original = engine.worker.deliver
+    failures = iter([Conflict("the case was changed by someone else")])
+
+    def deliver(session, job, now):
+        for exc in failures:
+            raise exc
+        original(session, job, now)
+
+    monkeypatch.setattr(engine.worker, "deliver", deliver)
+    engine.run_jobs(session, T0)
+    (job,) = _jobs(session, instance.id)
+    assert job.status == "delivering" and job.result["text"] == "你好"
+    assert engine.run_jobs(session, T0 + timedelta(seconds=5)).done == 1
+    assert len(peer.calls) == 1
+    assert open_tasks_of_instance(session, instance.id)[0].name == "review"
+
+
+def test_inline_failure_abandons_the_step_with_a_clear_error(ctx, peer):
+    session, engine = ctx
+    agent = user_by_name(session, "agent1")
+    with pytest.raises(PeerUnavailable, match="billing database unreachable"):
+        engine.start(session, "outbox_test", {"text": "x", "customer_phone": "down"}, actor=agent, now=T0)
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(ProcessInstance)
+                          .where(ProcessInstance.process_key == "outbox_test")) == 0
+
+
+def test_deploy_refuses_unknown_operations_and_missing_parameters(ctx, peer):
+    session, engine = ctx
+    bad_op = DIAGRAM.replace(b'id="test.echo" resultVariable="echo"', b'id="sms.nope" resultVariable="echo"')
+    with pytest.raises(DefinitionInvalid) as err:
+        engine.deploy(session, bad_op, NOTE, now=T0)
+    assert err.value.errors == [{"element_id": "call",
+                                 "message": "no installed connector offers the operation 'sms.nope'"}]
+    no_param = DIAGRAM.replace(b'<spiffworkflow:parameter id="phone" type="str" value="customer_phone" />', b"")
+    with pytest.raises(DefinitionInvalid) as err:
+        engine.deploy(session, no_param, NOTE, now=T0)
+    assert err.value.errors[0]["element_id"] == "lookup" and "phone" in err.value.errors[0]["message"]
+
+
+def test_many_jobs_run_concurrently_each_exactly_once(ctx, peer):
+    session, engine = ctx
+    for i in range(60):
+        outbox.enqueue(session, "test.echo", {"text": f"m{i}"}, key=f"bulk-{i}", now=T0)
+    session.commit()
+    report = engine.run_jobs(session, T0, batch=25)
+    assert report.done == 60
+    assert sorted(c[1]["text"] for c in peer.calls) == sorted(f"m{i}" for i in range(60))
