@@ -26,7 +26,7 @@ class PermanentError(ConnectorError):
     retry = False
 
 
-class NotReady(Exception):  # noqa: N818  (a signal, not a failure)
+class NotReady(Exception):  # a signal, not a failure
     """The operation is waiting on the peer (e.g. billing has not finished an order): ask again
     after ``delay`` without counting it as a failed attempt."""
 

@@ -8,7 +8,6 @@ Create Date: 2026-11-22 04:11:21.506989
 from alembic import op
 import sqlalchemy as sa
 
-import engine.db
 
 
 # revision identifiers, used by Alembic.
@@ -33,13 +32,13 @@ def upgrade():
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('max_attempts', sa.Integer(), nullable=False),
-    sa.Column('next_run_at', engine.db.UTCDateTime(), nullable=False),
+    sa.Column('next_run_at', sa.DateTime(), nullable=False),
     sa.Column('claim', sa.String(length=36), nullable=True),
-    sa.Column('locked_until', engine.db.UTCDateTime(), nullable=True),
+    sa.Column('locked_until', sa.DateTime(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('result', sa.JSON(), nullable=True),
-    sa.Column('created_at', engine.db.UTCDateTime(), nullable=False),
-    sa.Column('finished_at', engine.db.UTCDateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('finished_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['instance_id'], ['process_instances.id'], name=op.f('fk_connector_jobs_instance_id_process_instances')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_connector_jobs')),
     sa.UniqueConstraint('key', name=op.f('uq_connector_jobs_key'))
@@ -56,7 +55,7 @@ def upgrade():
     sa.Column('job_id', sa.Integer(), nullable=False),
     sa.Column('instance_id', sa.Integer(), nullable=True),
     sa.Column('state', sa.String(length=20), nullable=False),
-    sa.Column('updated_at', engine.db.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['instance_id'], ['process_instances.id'], name=op.f('fk_connector_refs_instance_id_process_instances')),
     sa.ForeignKeyConstraint(['job_id'], ['connector_jobs.id'], name=op.f('fk_connector_refs_job_id_connector_jobs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_connector_refs')),
@@ -73,8 +72,8 @@ def upgrade():
     sa.Column('operation', sa.String(length=80), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('message', sa.Text(), nullable=False),
-    sa.Column('opened_at', engine.db.UTCDateTime(), nullable=False),
-    sa.Column('resolved_at', engine.db.UTCDateTime(), nullable=True),
+    sa.Column('opened_at', sa.DateTime(), nullable=False),
+    sa.Column('resolved_at', sa.DateTime(), nullable=True),
     sa.Column('resolved_by', sa.String(length=40), nullable=True),
     sa.ForeignKeyConstraint(['instance_id'], ['process_instances.id'], name=op.f('fk_incidents_instance_id_process_instances')),
     sa.ForeignKeyConstraint(['job_id'], ['connector_jobs.id'], name=op.f('fk_incidents_job_id_connector_jobs')),
