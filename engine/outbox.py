@@ -118,6 +118,24 @@ class PeerReference(Base):
     updated_at: Mapped[datetime]
 
 
+class InboundEvent(Base):
+    """Something a peer sent us (a delivery receipt, a customer's SMS reply, a call event), stored
+    before the peer is acknowledged and processed by the next tick: nothing received is lost when
+    the product stops, and the receiving thread never waits for a workflow step."""
+
+    __tablename__ = "connector_inbox"
+    __table_args__ = (Index("ix_connector_inbox_pending", "processed_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str | None] = mapped_column(String(80))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(200))
+    instance_id: Mapped[int | None] = mapped_column(Integer)
+
+
 @dataclass(frozen=True)
 class JobView:
     """What a worker thread needs of a claimed job (no ORM object crosses threads)."""
@@ -314,6 +332,9 @@ class Worker:
 
     def _done(self, session: Session, job: ConnectorJob, now: datetime) -> None:
         job.status = DONE
+        refs = (job.result or {}).get("peer_refs")
+        if isinstance(refs, dict) and refs.get("ids"):
+            add_references(session, job, str(refs.get("kind", "peer")), refs["ids"], "submitted", now)
         record_event(session, "job_done", at=now, instance_id=job.instance_id, message=job.operation,
                      data={"job_id": job.id, "element_id": job.element_id, "attempts": job.attempts,
                            "result": _brief(job.result or {})})
@@ -448,6 +469,25 @@ def update_reference(session: Session, kind: str, ref: str, state: str, now: dat
     record_event(session, f"{kind}_{state}", at=now, instance_id=row.instance_id, message=ref,
                  data={"job_id": row.job_id, **(detail or {})})
     return row
+
+
+# -- inbound -----------------------------------------------------------------------------------
+def receive(session: Session, kind: str, payload: dict[str, Any], *, now: datetime,
+            ref: str | None = None) -> InboundEvent:
+    """Store what a peer sent (the caller commits before acknowledging the peer)."""
+    event = InboundEvent(kind=kind, ref=ref, payload=payload, received_at=now)
+    session.add(event)
+    return event
+
+
+def pending_inbound(session: Session, limit: int = 500) -> list[InboundEvent]:
+    return list(session.scalars(select(InboundEvent).where(InboundEvent.processed_at.is_(None))
+                                .order_by(InboundEvent.id).limit(limit)))
+
+
+def recent_inbound(session: Session, kind: str, limit: int = 100) -> list[InboundEvent]:
+    return list(session.scalars(select(InboundEvent).where(InboundEvent.kind == kind)
+                                .order_by(InboundEvent.id.desc()).limit(limit)))
 
 
 def _is_connector_signal(exc: Exception) -> bool:

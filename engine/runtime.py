@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import TaskNotFoundException, WorkflowException
+from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -290,6 +292,37 @@ class Engine:
         except WorkflowException as exc:
             raise InstanceFailed(f"{job.operation}: {exc}") from exc
         self._advance(session, instance, workflow, now, actor=None)
+
+    # -- messages ----------------------------------------------------------------------------
+    def waiting_for_message(self, session: Session, name: str, customer_phone: str) -> ProcessInstance | None:
+        """The newest running case of ``customer_phone`` that waits for the BPMN message ``name``."""
+        candidates = session.scalars(
+            select(ProcessInstance).where(ProcessInstance.customer_phone == customer_phone,
+                                          ProcessInstance.status == RUNNING)
+            .order_by(ProcessInstance.id.desc()).limit(20))
+        for instance in candidates:
+            workflow = self._peek_workflow(session, instance)
+            if any(e.event_type.endswith("MessageEventDefinition") and e.name == name
+                   for e in workflow.waiting_events()):
+                return instance
+        return None
+
+    def deliver_message(self, session: Session, instance_id: int, name: str, payload: dict[str, Any],
+                        now: datetime) -> ProcessInstance:
+        """Deliver the BPMN message ``name`` with ``payload`` into a waiting case, as one step."""
+        instance = session.get(ProcessInstance, instance_id)
+        if instance is None or instance.status != RUNNING:
+            raise NotFound(f"case {instance_id} is not running")
+        workflow = self._take_workflow(session, instance)
+        try:
+            with frozen_at(now):
+                workflow.send_event(BpmnEvent(MessageEventDefinition(name), payload=payload))
+        except WorkflowException as exc:
+            raise Conflict(f"case {instance_id} does not wait for '{name}'") from exc
+        record_event(session, "message_received", at=now, instance_id=instance.id, message=name,
+                     data=_audit_data(payload))
+        self._advance(session, instance, workflow, now, actor=None)
+        return instance
 
     # -- reading ---------------------------------------------------------------------------
     def get_task(self, session: Session, task_id: int, actor: User) -> HumanTask:

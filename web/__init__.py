@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, request, session
 from flask_login import current_user
 
+from connectors.sms import templates as _sms_templates  # noqa: F401  (registers tables)
 from engine import models as _engine_models  # noqa: F401  (registers tables)
 from engine import outbox as _outbox  # noqa: F401  (registers tables)
 from engine.lease import SchedulerLease  # noqa: F401
@@ -40,8 +41,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     babel.init_app(app, locale_selector=_select_locale, timezone_selector=lambda: "Asia/Shanghai")
+    from .connectors_setup import build_registry
+
+    registry = build_registry(app)
+    app.extensions["kefu_connectors"] = registry
     app.extensions["kefu_engine"] = Engine(listeners=[SlaListener()], checks=[check_properties],
-                                           cache_size=app.config["KEFU_WORKFLOW_CACHE"])
+                                           cache_size=app.config["KEFU_WORKFLOW_CACHE"],
+                                           operations=registry.operations,
+                                           job_threads=app.config["KEFU_JOB_THREADS"])
 
     from . import api, auth, cases, cli, errors, escalations, inbox, views_helpers
 

@@ -26,6 +26,9 @@ def initialize() -> list[str]:
     from .demo import ensure_groups
 
     ensure_groups(db.session)
+    from connectors.sms.templates import ensure_defaults
+
+    ensure_defaults(db.session)
     deployed = _engine().deploy_directory(db.session, Path(current_app.config["KEFU_BPMN_DIR"]),
                                           now=utcnow())
     db.session.commit()
@@ -74,6 +77,28 @@ def register(app: Flask) -> None:
         for line in report.lines():
             click.echo(line)
 
+    @kefu.command("worker")
+    @click.option("--once", is_flag=True, help="run what is due now and exit")
+    @click.option("--interval", type=float, default=1.0, help="seconds between rounds")
+    def worker_command(once: bool, interval: float) -> None:
+        """Run connector jobs and settle what peers sent, until interrupted (or once)."""
+        from .connectors_setup import start_links
+        from .inbound import process_inbound
+
+        app = current_app._get_current_object()
+        start_links(app)
+        while True:
+            now = utcnow()
+            report = _engine().run_jobs(db.session, now)
+            settled = process_inbound(db.session, _engine(), now)
+            db.session.commit()
+            if report.total or settled or once:
+                click.echo(f"{now.isoformat()}: {report}, {settled} inbound message(s) settled")
+            if once:
+                break
+            time.sleep(interval)
+        app.extensions["kefu_connectors"].close()
+
     @kefu.command("serve")
     @click.option("--port", type=int, default=None, help="default: KEFU_PORT or 5000")
     @click.option("--host", default="127.0.0.1")
@@ -96,8 +121,10 @@ def register(app: Flask) -> None:
                 click.echo(f"  {username:<10} {roles:<16} {name}")
         db.session.remove()
         if scheduler:
+            from .connectors_setup import start_links
             from .scheduler import start_scheduler
 
+            start_links(current_app._get_current_object())
             start_scheduler(current_app._get_current_object())
         port = port or current_app.config["KEFU_PORT"]
         click.echo(f"Kefu is serving on http://{host}:{port}/ "

@@ -38,7 +38,7 @@ def start_scheduler(app: Flask) -> BackgroundScheduler:
                 report = tick(db.session, app.extensions["kefu_engine"], now)
                 lease.record_tick(db.session, LEASE, now)
                 db.session.commit()
-                if report.timers_fired or report.scan.warnings or report.scan.escalations:
+                if report.eventful:
                     for line in report.lines():
                         log.info(line)
             except Exception:  # the scheduler must survive a bad tick; the next one retries

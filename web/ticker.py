@@ -1,15 +1,25 @@
-"""One tick of the clock: fire due BPMN timers, then scan SLA clocks. Safe to run concurrently
-(every step is guarded by the instance version or the clock's compare-and-set)."""
+"""One tick of the clock: fire due BPMN timers, run due connector jobs, settle what peers sent,
+scan SLA clocks (and text the supervisors of new escalations). Safe to run concurrently (every
+step is guarded by the instance version, a job's claim or a clock's compare-and-set)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import outbox
+from engine.models import HumanTask, ProcessInstance
+from engine.people import User
 from engine.runtime import Engine
+from slas.models import Escalation
 from slas.scanner import ScanResult, scan
+
+from .inbound import process_inbound
+
+SMS_LEVELS = (1, 2)  # the levels that also reach the supervisor's mobile phone
 
 
 @dataclass
@@ -17,9 +27,17 @@ class TickReport:
     at: datetime
     timers_fired: int
     scan: ScanResult
+    jobs: outbox.RunReport = field(default_factory=outbox.RunReport)
+    inbound: int = 0
+
+    @property
+    def eventful(self) -> bool:
+        return bool(self.timers_fired or self.scan.warnings or self.scan.escalations or self.jobs.total
+                    or self.inbound)
 
     def lines(self) -> list[str]:
-        out = [f"tick at {self.at.isoformat()}: {self.timers_fired} timer(s) fired, {self.scan}"]
+        out = [(f"tick at {self.at.isoformat()}: {self.timers_fired} timer(s) fired, {self.jobs}, "
+               f"{self.inbound} inbound message(s) settled, {self.scan}")]
         for esc in self.scan.escalations:
             out.append(f"  escalation L{esc.level} → {esc.target}: instance {esc.instance_id} "
                        f"task {esc.task_id} '{esc.title}' due {esc.due_at.isoformat()}")
@@ -34,6 +52,52 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500) -> T
         fired += count
         if count < batch:
             break
+    jobs = engine.run_jobs(session, now)
+    inbound = process_inbound(session, engine, now)
     result = scan(session, now, batch=batch)
+    if "sms.send" in engine.operations:
+        notify_supervisors(session, result.escalations, now)
     session.commit()
-    return TickReport(now, fired, result)
+    # Jobs the tick itself asked for (e.g. escalation texts) go out now rather than next tick.
+    jobs_after = engine.run_jobs(session, now)
+    jobs.done += jobs_after.done
+    jobs.retried += jobs_after.retried
+    jobs.incidents += jobs_after.incidents
+    return TickReport(now, fired, result, jobs, inbound)
+
+
+def notify_supervisors(session: Session, escalations: list[Escalation], now: datetime) -> int:
+    """Queue an SMS to each supervisor an escalation of level 1 or 2 names (once per escalation)."""
+    queued = 0
+    for esc in escalations:
+        if esc.level not in SMS_LEVELS:
+            continue
+        instance = session.get(ProcessInstance, esc.instance_id)
+        task = session.get(HumanTask, esc.task_id) if esc.task_id else None
+        assignee = session.get(User, task.assignee_id) if task is not None and task.assignee_id else None
+        holder = assignee.name if assignee is not None else "未认领"
+        late = _late(now - esc.due_at)
+        for user in _supervisors(session, esc):
+            context = {"level": esc.level, "reference": instance.reference if instance else esc.instance_id,
+                       "step": esc.title, "late": late, "holder": holder}
+            outbox.enqueue(session, "sms.send", {"to": user.phone, "template": "escalation", "context": context},
+                           key=f"esc-{esc.id}-{user.id}", now=now, instance_id=esc.instance_id,
+                           element_id=None)
+            queued += 1
+    return queued
+
+
+def _supervisors(session: Session, esc: Escalation) -> list[User]:
+    if esc.target_user_id is not None:
+        users = [session.get(User, esc.target_user_id)]
+    elif esc.target == "manager":
+        users = [u for u in session.scalars(select(User).where(User.active.is_(True))) if u.has_role("manager")]
+    else:
+        users = []
+    return [u for u in users if u is not None and u.phone]
+
+
+def _late(delta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    return f"{minutes // 60}小时{minutes % 60}分钟" if minutes >= 60 else f"{minutes}分钟"
+

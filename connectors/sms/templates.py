@@ -1,0 +1,121 @@
+"""SMS texts as Jinja2 templates that administrators edit in the product.
+
+Templates are rendered in a sandbox with undefined names as errors, so a template that names a
+field the process does not have is refused when it is saved, not when a customer should get it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from engine.db import Base
+
+MAX_TEXT = 700  # five concatenated UCS2 parts: longer is a letter, not a text message
+
+# code → (title, body, sample context used to check the template at save time)
+DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "complaint_accepted": (
+        "投诉受理通知",
+        "尊敬的客户，您的投诉已受理，工单号{{ reference }}。我们将在{{ first_reply_hours }}小时内答复您。【客服中心】",
+        {"reference": "CP20261123000001", "first_reply_hours": 2},
+    ),
+    "complaint_first_reply": (
+        "投诉首次答复",
+        "尊敬的客户，关于工单{{ reference }}：{{ first_reply }}【客服中心】",
+        {"reference": "CP20261123000001", "first_reply": "已派单至网络部处理"},
+    ),
+    "complaint_closed": (
+        "投诉办结通知",
+        "尊敬的客户，您的投诉（工单{{ reference }}）已处理完毕：{{ final_reply }}【客服中心】",
+        {"reference": "CP20261123000001", "final_reply": "基站故障已修复"},
+    ),
+    "complaint_survey": (
+        "投诉办结满意度调查",
+        ("尊敬的客户，您的投诉（工单{{ reference }}）已处理完毕：{{ final_reply }}。请回复数字评价："
+        "1 满意 / 2 基本满意 / 3 不满意。【客服中心】"),
+        {"reference": "CP20261123000001", "final_reply": "基站故障已修复"},
+    ),
+    "acceptance_done": (
+        "业务受理成功",
+        "尊敬的客户，您申请的{{ request_label }}已办理成功（受理单号{{ reference }}）。【客服中心】",
+        {"reference": "BA20261123000001", "request_label": "开通国际漫游"},
+    ),
+    "acceptance_rejected": (
+        "业务受理未成功",
+        "尊敬的客户，您申请的{{ request_label }}未能办理：{{ reason }}。客服人员将与您联系。【客服中心】",
+        {"reference": "BA20261123000001", "request_label": "开通国际漫游", "reason": "账户余额不足"},
+    ),
+    "escalation": (
+        "超时升级提醒",
+        "【升级L{{ level }}】工单{{ reference }}「{{ step }}」已超时{{ late }}，处理人：{{ holder }}，请督办。",
+        {"level": 1, "reference": "CP20261123000001", "step": "部门处理", "late": "30分钟", "holder": "张三"},
+    ),
+    "callback_unreached": (
+        "回访未接通",
+        "尊敬的客户，我们多次致电未能联系到您（{{ reason }}）。如需帮助请拨打10086。【客服中心】",
+        {"reason": "遇忙回叫"},
+    ),
+}
+
+_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+
+
+class SmsTemplate(Base):
+    """An SMS text an administrator may change; ``code`` is what the BPMN names."""
+
+    __tablename__ = "sms_templates"
+
+    code: Mapped[str] = mapped_column(String(60), primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime | None]
+    updated_by: Mapped[str | None] = mapped_column(String(40))
+
+
+def render_text(body: str, context: dict[str, Any]) -> str:
+    """Render ``body``; raises ``ValueError`` with the reason when it cannot be rendered."""
+    try:
+        text = _env.from_string(body).render(**context).strip()
+    except TemplateError as exc:
+        raise ValueError(f"the template cannot be rendered: {exc}") from exc
+    if not text:
+        raise ValueError("the template renders to an empty text")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"the text is {len(text)} characters long; at most {MAX_TEXT}")
+    return text
+
+
+def check_template(code: str, body: str) -> str | None:
+    """Why ``body`` cannot be saved as template ``code`` (None when it can)."""
+    sample = DEFAULTS.get(code, ("", "", {}))[2]
+    try:
+        render_text(body, sample)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def ensure_defaults(session: Session) -> None:
+    """Create the shipped templates that do not exist yet (never overwrites an edit)."""
+    have = set(session.scalars(select(SmsTemplate.code)))
+    for code, (title, body, _sample) in DEFAULTS.items():
+        if code not in have:
+            session.add(SmsTemplate(code=code, title=title, body=body))
+
+
+def render(session: Session, code: str, context: dict[str, Any]) -> str:
+    """The text of template ``code`` for ``context`` (the shipped default if never stored)."""
+    row = session.get(SmsTemplate, code)
+    if row is not None:
+        body = row.body
+    elif code in DEFAULTS:
+        body = DEFAULTS[code][1]
+    else:
+        raise ValueError(f"there is no SMS template '{code}'")
+    return render_text(body, context)

@@ -1,0 +1,86 @@
+"""What peers sent us, put where it belongs: delivery receipts onto the case's history, customers'
+SMS replies into the case that waits for them. Runs in every tick (after the jobs)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from engine import outbox
+from engine.errors import Conflict, KefuError
+from engine.runtime import Engine
+
+log = logging.getLogger("kefu.inbound")
+SMS_REPLY = "sms_reply"          # the BPMN message a case waits on for a customer's SMS reply
+RECEIPT_GRACE = timedelta(minutes=10)  # a receipt may overtake the recording of its submit
+
+
+def process_inbound(session: Session, engine: Engine, now: datetime, limit: int = 500) -> int:
+    """Handle stored inbound events; returns how many were settled."""
+    settled = 0
+    for event_id in [e.id for e in outbox.pending_inbound(session, limit)]:
+        session.commit()
+        event = session.get(outbox.InboundEvent, event_id)
+        if event is None or event.processed_at is not None:
+            continue
+        try:
+            outcome = _handle(session, engine, event, now)
+        except Conflict:
+            session.rollback()  # the case is being changed right now: next tick
+            continue
+        except KefuError as exc:
+            session.rollback()
+            event = session.get(outbox.InboundEvent, event_id)
+            outcome = f"failed: {exc}"
+        if outcome is None:
+            session.rollback()
+            continue
+        event.processed_at, event.outcome = now, outcome[:200]
+        session.commit()
+        settled += 1
+    return settled
+
+
+def _handle(session: Session, engine: Engine, event: outbox.InboundEvent, now: datetime) -> str | None:
+    if event.kind == "smpp_receipt":
+        row = outbox.update_reference(session, "smpp", event.ref or "", event.payload.get("state", "unknown"),
+                                      now, {"to_state": event.payload.get("state")})
+        if row is None:
+            return None if now - event.received_at < RECEIPT_GRACE else "unknown message id"
+        event.instance_id = row.instance_id
+        return f"message {row.state}"
+    if event.kind == "sms_mo":
+        return _route_reply(session, engine, event, now)
+    return f"ignored ({event.kind})"
+
+
+def _route_reply(session: Session, engine: Engine, event: outbox.InboundEvent, now: datetime) -> str:
+    """A customer's SMS goes to the newest of their cases that waits for a reply."""
+    phone = _national(event.payload.get("from", ""))
+    text = str(event.payload.get("text", "")).strip()
+    instance = engine.waiting_for_message(session, SMS_REPLY, phone)
+    if instance is None:
+        return "no case waits for a reply from this number"
+    engine.deliver_message(session, instance.id, SMS_REPLY,
+                           {"text": text, "from": phone, "choice": _choice(text)}, now)
+    event.instance_id = instance.id
+    return f"delivered to case {instance.reference or instance.id}"
+
+
+def _national(number: str) -> str:
+    digits = re.sub(r"\D", "", number)
+    return digits[2:] if digits.startswith("86") and len(digits) == 13 else digits
+
+
+def _choice(text: str) -> str | None:
+    """The first digit 1–3 of a survey reply ("1", "1 满意", "回复2") or a word for it."""
+    match = re.search(r"[1-3]", text)
+    if match:
+        return match.group(0)
+    for word, choice in (("不满意", "3"), ("基本满意", "2"), ("满意", "1")):
+        if word in text:
+            return choice
+    return None
