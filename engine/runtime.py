@@ -125,6 +125,8 @@ class Engine:
         session.flush()
         prefix = start_props.get(START_FORM_REFERENCE_PREFIX, key[:2].upper())
         instance.reference = f"{prefix}{now.astimezone(LOCAL_TZ):%Y%m%d}{instance.id:06d}"
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data["reference"] = instance.reference  # texts and letters quote the case number
         record_event(session, "started", at=now, instance_id=instance.id, actor=_name(actor),
                      message=definition.name, data=_audit_data(data))
         lane_group = self.groups.find(session, start_spec.lane)
@@ -301,9 +303,7 @@ class Engine:
                                           ProcessInstance.status == RUNNING)
             .order_by(ProcessInstance.id.desc()).limit(20))
         for instance in candidates:
-            workflow = self._peek_workflow(session, instance)
-            if any(e.event_type.endswith("MessageEventDefinition") and e.name == name
-                   for e in workflow.waiting_events()):
+            if waits_for_message(self._peek_workflow(session, instance), name):
                 return instance
         return None
 
@@ -519,6 +519,17 @@ class Engine:
         record_event(session, "error", at=now, instance_id=instance_id, message=message[:500])
         session.commit()
         log.error("instance %s failed: %s", instance_id, message)
+
+
+def waits_for_message(workflow: BpmnWorkflow, name: str) -> bool:
+    """Whether a waiting task of ``workflow`` catches the message ``name`` (also behind an
+    event-based gateway, which Spiff reports as one combined event without names)."""
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        definition = getattr(task.task_spec, "event_definition", None)
+        for d in getattr(definition, "event_definitions", None) or [definition]:
+            if isinstance(d, MessageEventDefinition) and d.name == name:
+                return True
+    return False
 
 
 def _start_event(spec: Any) -> Any:

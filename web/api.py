@@ -14,9 +14,9 @@ from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from engine import definitions
+from engine import definitions, outbox
 from engine.clock import utcnow
-from engine.errors import ValidationFailed
+from engine.errors import Forbidden, ValidationFailed
 from engine.models import (
     HumanTask,
     ProcessInstance,
@@ -247,6 +247,31 @@ def escalations():
         "holder": a.holder, "due_at": _iso(a.escalation.due_at),
         "raised_at": _iso(a.escalation.raised_at), "overdue_seconds": int(a.overdue_seconds),
     } for a in visible_escalations(user, now)]})
+
+
+@bp.get("/incidents")
+@api_login_required
+def incidents():
+    if not g.api_user.has_role("admin"):
+        raise Forbidden("only administrators see incidents")
+    return jsonify({"items": [_incident(i) for i in outbox.open_incidents(db.session)]})
+
+
+@bp.post("/incidents/<int:incident_id>/retry")
+@api_login_required
+def retry_incident(incident_id: int):
+    if not g.api_user.has_role("admin"):
+        raise Forbidden("only administrators retry incidents")
+    incident = outbox.retry_incident(db.session, incident_id, actor=g.api_user.username, now=utcnow())
+    db.session.commit()
+    return jsonify(_incident(incident))
+
+
+def _incident(incident: outbox.Incident) -> dict[str, Any]:
+    return {"id": incident.id, "job_id": incident.job_id, "instance_id": incident.instance_id,
+            "element_id": incident.element_id, "operation": incident.operation, "kind": incident.kind,
+            "message": incident.message, "opened_at": _iso(incident.opened_at),
+            "resolved_at": _iso(incident.resolved_at), "resolved_by": incident.resolved_by}
 
 
 def _iso(value: Any) -> str | None:

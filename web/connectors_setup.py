@@ -74,17 +74,34 @@ class LazySms:
         self._store("sms_mo", {"from": source, "to": destination, "text": text}, source)
 
 
+class Unconfigured:
+    """Stands where a connector's link would be when its URL is not configured."""
+
+    def __init__(self, setting: str) -> None:
+        self.setting = setting
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*_args: Any, **_kwargs: Any) -> Any:
+            raise TransientError(f"{self.setting} is not configured")
+
+        return fail
+
+
 def build_registry(app: Flask) -> Registry:
     """The operations of every configured connector."""
     registry = Registry()
     starters: list[Callable[[], None]] = []
+    from connectors.sms.operations import operations as sms_operations
+
     smpp_url = app.config.get("KEFU_SMPP_URL")
     if smpp_url:
-        from connectors.sms.operations import operations as sms_operations
-
-        sms = LazySms(app, smpp_url)
+        sms: Any = LazySms(app, smpp_url)
         registry.add(sms_operations(sms, _template_renderer(app)), close=sms.close)
         starters.append(sms.start)
+    else:
+        # The operation exists (diagrams that send texts deploy and run); its jobs wait and retry
+        # until an SMS centre is configured, then go out.
+        registry.add(sms_operations(Unconfigured("KEFU_SMPP_URL"), _template_renderer(app)))
     app.extensions["kefu_connector_starters"] = starters
     return registry
 

@@ -1,0 +1,92 @@
+"""Administrators' pages: connector incidents (with retry), SMS texts (templates) and the SMS log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from connectors.sms.templates import DEFAULTS, SmsTemplate, check_template
+from engine import outbox
+from engine.clock import utcnow
+from engine.errors import KefuError
+from engine.models import ProcessInstance
+
+from .access import roles_required
+from .extensions import db
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.get("/incidents")
+@roles_required("admin")
+def incidents():
+    rows = outbox.open_incidents(db.session)
+    return render_template("admin_incidents.html", incidents=rows, cases=_cases(r.instance_id for r in rows))
+
+
+@bp.post("/incidents/<int:incident_id>/retry")
+@roles_required("admin")
+def retry(incident_id: int):
+    try:
+        outbox.retry_incident(db.session, incident_id, actor=current_user.username, now=utcnow())
+        db.session.commit()
+        flash(_("The job is queued again; it runs within a few seconds."), "ok")
+    except KefuError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("admin.incidents"))
+
+
+@bp.get("/sms")
+@roles_required("admin")
+def sms_log():
+    jobs = list(db.session.scalars(select(outbox.ConnectorJob).where(outbox.ConnectorJob.operation == "sms.send")
+                                   .order_by(outbox.ConnectorJob.id.desc()).limit(200)))
+    refs: dict[int, list[outbox.PeerReference]] = {}
+    for ref in db.session.scalars(select(outbox.PeerReference).where(
+            outbox.PeerReference.job_id.in_([j.id for j in jobs] or [-1]))):
+        refs.setdefault(ref.job_id, []).append(ref)
+    replies = outbox.recent_inbound(db.session, "sms_mo", 50)
+    smsc = current_app.extensions.get("kefu_demo_smsc")
+    received = smsc.messages()[-50:][::-1] if smsc is not None else None
+    return render_template("admin_sms.html", jobs=jobs, refs=refs, replies=replies, received=received,
+                           cases=_cases([j.instance_id for j in jobs] + [r.instance_id for r in replies]))
+
+
+@bp.get("/sms/templates")
+@roles_required("admin")
+def templates():
+    stored = {t.code: t for t in db.session.scalars(select(SmsTemplate))}
+    rows = [stored.get(code) or SmsTemplate(code=code, title=title, body=body)
+            for code, (title, body, _sample) in DEFAULTS.items()]
+    rows += [t for code, t in sorted(stored.items()) if code not in DEFAULTS]
+    return render_template("admin_sms_templates.html", templates=rows, samples=DEFAULTS)
+
+
+@bp.post("/sms/templates/<code>")
+@roles_required("admin")
+def save_template(code: str):
+    body = (request.form.get("body") or "").strip()
+    problem = check_template(code, body) if body else _("The text is empty.")
+    if problem:
+        flash(_("Template %(code)s was not saved: %(reason)s", code=code, reason=problem), "error")
+        return redirect(url_for("admin.templates"))
+    row = db.session.get(SmsTemplate, code)
+    if row is None:
+        row = SmsTemplate(code=code, title=DEFAULTS.get(code, (code,))[0])
+        db.session.add(row)
+    row.body, row.updated_at, row.updated_by = body, utcnow(), current_user.username
+    db.session.commit()
+    flash(_("Template %(code)s saved.", code=code), "ok")
+    return redirect(url_for("admin.templates"))
+
+
+def _cases(ids: Any) -> dict[int, ProcessInstance]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    return {i.id: i for i in db.session.scalars(select(ProcessInstance).where(ProcessInstance.id.in_(wanted)))}
