@@ -13,6 +13,9 @@ from sqlalchemy import create_engine
 
 from engine.database import engine_options
 
+# The loopback protocol peers (SMSC, PBX) are fixtures every test module may use.
+pytest_plugins = ["tests.peers.smsc", "tests.peers.ami_peer"]
+
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 in Beijing
 

@@ -57,6 +57,21 @@ def sms_log():
                            cases=_cases([j.instance_id for j in jobs] + [r.instance_id for r in replies]))
 
 
+@bp.post("/sms/demo-reply")
+@roles_required("admin")
+def demo_reply():
+    """Demo only: make the loopback SMSC deliver a customer's reply, as a real phone would."""
+    from .demo_peers import send_demo_reply
+
+    phone, text = (request.form.get("phone") or "").strip(), (request.form.get("text") or "").strip()
+    try:
+        send_demo_reply(current_app._get_current_object(), phone, text)
+        flash(_("The SMS centre delivered the reply; the next tick hands it to the case."), "ok")
+    except Exception as exc:  # noqa: BLE001 - shown to the admin
+        flash(str(exc), "error")
+    return redirect(url_for("admin.sms_log"))
+
+
 @bp.get("/sms/templates")
 @roles_required("admin")
 def templates():

@@ -114,7 +114,11 @@ def register(app: Flask) -> None:
             click.echo(f"deployed {line}")
         if demo:
             from .demo import ACCOUNTS, PASSWORD, load_demo
+            from .demo_peers import start_demo_smsc
 
+            line = start_demo_smsc(current_app._get_current_object())
+            if line:
+                click.echo(line)
             load_demo(db.session, _engine(), utcnow())
             click.echo(f"demo accounts (password '{PASSWORD}'):")
             for username, name, roles in ACCOUNTS:

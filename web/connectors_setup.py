@@ -106,6 +106,19 @@ def build_registry(app: Flask) -> Registry:
     return registry
 
 
+def use_smsc(app: Flask, url: str) -> None:
+    """Send texts through the SMSC at ``url`` from now on (the demo's loopback SMSC)."""
+    from connectors.sms.operations import operations as sms_operations
+
+    registry: Registry = app.extensions["kefu_connectors"]
+    app.config["KEFU_SMPP_URL"] = url
+    sms = LazySms(app, url)
+    for op in sms_operations(sms, _template_renderer(app)):
+        registry.operations[op.name] = op  # the engine and its worker share this mapping
+    registry.closers.append(sms.close)
+    app.extensions["kefu_connector_starters"].append(sms.start)
+
+
 def start_links(app: Flask) -> None:
     """Open the connectors' links now (the running product; see module doc)."""
     for start in app.extensions.get("kefu_connector_starters", []):

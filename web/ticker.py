@@ -75,7 +75,7 @@ def notify_supervisors(session: Session, escalations: list[Escalation], now: dat
         instance = session.get(ProcessInstance, esc.instance_id)
         task = session.get(HumanTask, esc.task_id) if esc.task_id else None
         assignee = session.get(User, task.assignee_id) if task is not None and task.assignee_id else None
-        holder = assignee.name if assignee is not None else "未认领"
+        holder = assignee.display_name if assignee is not None else "未认领"
         late = _late(now - esc.due_at)
         for user in _supervisors(session, esc):
             context = {"level": esc.level, "reference": instance.reference if instance else esc.instance_id,

@@ -1,0 +1,140 @@
+"""Texts through the outbox and the real SMPP client to a loopback SMSC (node-smpp): the complaint's
+notices, delivery receipts on the history, a customer's SMS reply closing the satisfaction survey,
+a refused bind as an incident, and supervisors texted on escalation."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from engine import outbox
+from engine.models import ProcessInstance, instance_events, open_tasks_of_instance
+from engine.people import user_by_name
+from tests.conftest import INTAKE, T0
+from web.connectors_setup import start_links, use_smsc
+from web.ticker import tick
+
+
+@pytest.fixture
+def sms_ctx(app, ctx, smsc):
+    use_smsc(app, smsc.url)
+    start_links(app)  # as `serve` does: bound before anything is sent, so replies arrive
+    yield ctx[0], ctx[1], smsc
+    app.extensions["kefu_connectors"].close()
+
+
+def _walk_to_reply(session, engine, instance, satisfaction=None):
+    agent, net, leader = (user_by_name(session, n) for n in ("agent1", "net1", "leader1"))
+    steps = [("triage", agent, {"resolution": "dispatch", "first_reply": "已派单网络部", "department": "network",
+                                "final_reply_due": "2026-11-25T09:00:00+08:00"}),
+             ("handle", net, {"handling_result": "已优化基站", "cause": "network_fault", "refund_due": False}),
+             ("quality_check", leader, {"qc_result": "accept"})]
+    reply = {"final_reply": "基站已修复", "reply_method": "phone"}
+    if satisfaction:
+        reply["satisfaction"] = satisfaction
+    steps.append(("reply", agent, reply))
+    for name, user, data in steps:
+        (task,) = open_tasks_of_instance(session, instance.id)
+        assert task.name == name
+        engine.complete_task(session, task.id, data, actor=user, now=T0)
+        session.commit()
+
+
+def test_complaint_texts_reach_the_smsc_with_receipts_and_the_reply_closes_the_survey(sms_ctx):
+    session, engine, smsc = sms_ctx
+    instance = engine.start(session, "complaint", INTAKE, actor=user_by_name(session, "agent1"), now=T0)
+    session.commit()
+    tick(session, engine, T0)
+    (accepted,) = smsc.wait_for(lambda p: p.messages())
+    assert accepted["destination"] == "13800000009" and instance.reference in accepted["text"]
+    assert "投诉已受理" in accepted["text"] and accepted["data_coding"] == 8
+
+    # The SMSC's delivery receipt lands on the case's history.
+    for _ in range(100):
+        time.sleep(0.05)
+        tick(session, engine, T0)
+        if "smpp_delivered" in [e.kind for e in instance_events(session, instance.id)]:
+            break
+    else:
+        pytest.fail("no delivery receipt reached the case")
+
+    _walk_to_reply(session, engine, instance)  # satisfaction not known → survey by SMS
+    tick(session, engine, T0)
+    texts = [m["text"] for m in smsc.wait_for(lambda p: len(p.messages()) >= 3 and p.messages())]
+    assert "已派单网络部" in texts[1] and "1 满意" in texts[2]
+
+    smsc.send_mo("8613800000009", "10010", "1 满意，谢谢")
+    for _ in range(100):
+        time.sleep(0.05)
+        tick(session, engine, T0 + timedelta(minutes=1))
+        session.expire_all()
+        if session.get(ProcessInstance, instance.id).status == "completed":
+            break
+    else:
+        pytest.fail("the SMS reply did not reach the case")
+    data = engine.workflow_data(session, session.get(ProcessInstance, instance.id))
+    assert data["satisfaction"] == "satisfied" and data["satisfaction_source"] == "sms"
+    assert len(smsc.messages()) == 3  # nothing sent twice
+
+
+def test_an_unsatisfied_sms_reply_sends_the_case_back_to_the_department(sms_ctx):
+    session, engine, smsc = sms_ctx
+    instance = engine.start(session, "complaint", INTAKE, actor=user_by_name(session, "agent1"), now=T0)
+    session.commit()
+    _walk_to_reply(session, engine, instance)
+    tick(session, engine, T0)
+    smsc.wait_for(lambda p: len(p.messages()) >= 3 or None)
+    smsc.send_mo("13800000009", "10010", "3")
+    for _ in range(100):
+        time.sleep(0.05)
+        tick(session, engine, T0)
+        if [t.name for t in open_tasks_of_instance(session, instance.id)] == ["handle"]:
+            break
+    else:
+        pytest.fail("the unsatisfied reply did not reopen the handling")
+
+
+def test_a_reply_no_case_waits_for_is_kept_and_not_lost(sms_ctx):
+    session, engine, smsc = sms_ctx
+    smsc.send_mo("13911112222", "10010", "你好")
+    for _ in range(100):
+        time.sleep(0.05)
+        tick(session, engine, T0)
+        replies = outbox.recent_inbound(session, "sms_mo")
+        if replies and replies[0].processed_at:
+            break
+    assert replies[0].payload["text"] == "你好"
+    assert replies[0].outcome == "no case waits for a reply from this number"
+
+
+def test_a_refused_bind_becomes_an_incident_naming_the_reason(app, ctx, smsc):
+    session, engine = ctx
+    use_smsc(app, smsc.url.replace(":secret@", ":wrong@"))
+    try:
+        instance = engine.start(session, "complaint", INTAKE, actor=user_by_name(session, "agent1"), now=T0)
+        session.commit()
+        tick(session, engine, T0)
+        (incident,) = outbox.open_incidents(session)
+        assert incident.kind == "refused" and incident.instance_id == instance.id
+        assert "ESME_RINVPASWD" in incident.message
+        # Fixed configuration + retry → the text goes out once.
+        use_smsc(app, smsc.url)
+        outbox.retry_incident(session, incident.id, actor="admin", now=T0)
+        session.commit()
+        tick(session, engine, T0)
+        assert len(smsc.wait_for(lambda p: p.messages())) == 1
+    finally:
+        app.extensions["kefu_connectors"].close()
+
+
+def test_escalations_text_the_supervisor(sms_ctx):
+    session, engine, smsc = sms_ctx
+    engine.start(session, "complaint", INTAKE, actor=user_by_name(session, "agent1"), now=T0)
+    session.commit()
+    report = tick(session, engine, T0 + timedelta(hours=2, minutes=30))  # first reply: within 2 h
+    assert [e.level for e in report.scan.escalations] == [1]
+    leader_phone = user_by_name(session, "leader1").phone
+    texts = smsc.wait_for(lambda p: [m for m in p.messages() if m["destination"] == leader_phone] or None)
+    assert "升级L1" in texts[0]["text"] and "首次答复" in texts[0]["text"]

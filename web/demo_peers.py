@@ -1,0 +1,44 @@
+"""Loopback peers for a self-contained demo (``serve --demo`` with a connector URL unset).
+
+They are the same protocol peers the tests use (``tests/peers``): a real SMPP server on loopback
+(node-smpp) and an AMI server. The product talks to them exactly as to real ones; the admin pages
+show what they received. Never started when the URL of a real peer is configured.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from typing import Any
+
+from flask import Flask
+
+log = logging.getLogger("kefu.demo")
+
+
+def start_demo_smsc(app: Flask) -> str | None:
+    """Start a loopback SMSC and point the SMS connector at it; the line to print, or None."""
+    if app.config.get("KEFU_SMPP_URL"):
+        return None
+    try:
+        from tests.peers.smsc import SmscPeer
+
+        peer = SmscPeer().start("kefu", "demo1234", receipt_delay_ms=2000)
+    except Exception as exc:  # noqa: BLE001 - the demo runs on; texts wait in the outbox
+        log.warning("no loopback SMSC for the demo: %s", exc)
+        return f"KEFU_SMPP_URL is not set and the loopback SMSC could not start ({exc}); texts wait"
+    atexit.register(peer.stop)
+    app.extensions["kefu_demo_smsc"] = peer
+    from .connectors_setup import use_smsc
+
+    use_smsc(app, peer.url)
+    return f"KEFU_SMPP_URL is not set: texts go to a loopback SMS centre on {peer.host}:{peer.smpp_port} " \
+           "(admin → SMS shows what it received)"
+
+
+def send_demo_reply(app: Flask, source: str, text: str) -> Any:
+    """Make the demo SMSC deliver a customer's SMS reply (as if ``source`` had texted us)."""
+    peer = app.extensions.get("kefu_demo_smsc")
+    if peer is None:
+        raise RuntimeError("no demo SMS centre is running")
+    return peer.send_mo(source, "10010", text)
