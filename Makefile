@@ -7,7 +7,7 @@ MO     := web/translations/zh_Hans_CN/LC_MESSAGES/messages.mo
 # npm packages: the modeler's browser bundles (served by the product) and the loopback SMSC peer.
 NODE   := node_modules/.installed-$(shell cat package.json package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast lint bench translations clean
+.PHONY: run test test-fast lint bench translations clean browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,17 @@ translations: $(MO)
 run: $(STAMP) $(MO) $(NODE)
 	$(BIN)/flask --app wsgi kefu serve --demo
 
-test: $(STAMP) $(MO) $(NODE) lint
+test: $(STAMP) $(MO) $(NODE) lint browser
 	$(BIN)/python -m pytest -q
+
+# The browser tests (tests/browser) drive Debian's Chromium, with a Chinese font so that pages
+# render; a root shell on a machine without them (CI) installs both, nothing is downloaded else.
+browser:
+	@if { [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; } \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update && apt-get install -y --no-install-recommends chromium fonts-wqy-microhei; \
+	fi
 
 test-fast: $(STAMP) $(MO) $(NODE)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the three benchmarks in turn; arguments (e.g. --quick) are passed to each.
+# Run the benchmarks in turn; arguments (e.g. --quick) are passed to each.
 # Usage: bench/run_all.sh [--quick]      (from anywhere; uses the project's .venv if present)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -7,7 +7,7 @@ root="$(dirname "$here")"
 python="${PYTHON:-$root/.venv/bin/python}"
 [ -x "$python" ] || python=python3
 cd "$root"
-for name in lifecycle inbox sla_scan; do
+for name in lifecycle inbox sla_scan sms_throughput; do
     echo "=== bench/$name.py $*"
     "$python" "bench/$name.py" "$@"
     echo

@@ -50,12 +50,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                                            operations=registry.operations,
                                            job_threads=app.config["KEFU_JOB_THREADS"])
 
-    from . import api, auth, cases, cli, errors, escalations, inbox, views_helpers
+    from . import admin, api, auth, cases, cli, errors, escalations, inbox, modeler, views_helpers
+    from .api_definitions import designer_required  # noqa: F401  (its routes join api.bp)
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(cases.bp)
     app.register_blueprint(escalations.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(modeler.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     errors.register(app)

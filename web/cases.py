@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from engine import definitions
+from engine import definitions, migration
 from engine.clock import utcnow
 from engine.errors import ValidationFailed
 from engine.models import (
@@ -115,8 +115,22 @@ def show(instance_id: int):
         "case.html", instance=instance, data=eng.workflow_data(db.session, instance),
         catalog=field_catalog(forms, locale()), tasks=tasks,
         clocks=clocks_of_instance(db.session, instance.id), escalations=escalations,
-        events=instance_events(db.session, instance.id), users=users,
+        events=instance_events(db.session, instance.id), users=users, diagram=_diagram(instance),
         history=customer_history(instance.customer_phone, instance.process_key, exclude=instance.id))
+
+
+def _diagram(instance: ProcessInstance) -> dict:
+    """What the case's diagram highlights: done, active and failed elements, flows taken."""
+    states = migration.diagram_states(engine(), db.session, instance)
+    try:  # connector incidents (engine.outbox) mark their service tasks
+        from engine.outbox import incident_elements
+    except ImportError:
+        incidents: set[str] = set()
+    else:
+        incidents = incident_elements(db.session, instance.id)
+    return {**states, "incidents": sorted(incidents),
+            "bpmn_url": url_for("api.definition_bpmn", key=instance.process_key,
+                                version=instance.definition.version)}
 
 
 @bp.post("/cases/<int:instance_id>/suspend")

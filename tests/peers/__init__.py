@@ -1,0 +1,1 @@
+"""Loopback peers (PBX, SMSC …) that tests and the demo talk to over real sockets."""
