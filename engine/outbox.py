@@ -280,8 +280,12 @@ class Worker:
         """Store the outcomes of one batch in one transaction. A result for a waiting task is kept
         as ``delivering``: handing it to the instance is a separate step (see
         :meth:`deliver_pending`), so a busy case never makes the peer be called twice."""
+        outcomes = list(outcomes)
+        # One SELECT for the batch (not one per job, each flushing the previous job's changes).
+        jobs = {j.id: j for j in session.scalars(
+            select(ConnectorJob).where(ConnectorJob.id.in_([o.job.id for o in outcomes] or [-1])))}
         for outcome in outcomes:
-            job = session.get(ConnectorJob, outcome.job.id)
+            job = jobs.get(outcome.job.id)
             if job is None or job.status != RUNNING or job.attempts != outcome.job.attempt:
                 continue  # re-claimed after its lease ran out: the newer run owns it
             if outcome.error is not None:
