@@ -17,10 +17,12 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from SpiffWorkflow.bpmn.util.diff import SpecDiff, diff_workflow, migrate_workflow
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
 
 from . import definitions
 from .clock import frozen_at
@@ -82,7 +84,8 @@ def migrate(engine: Any, session: Any, instance_id: int, *, actor: User | None, 
         raise Conflict("the case changed since the preview; preview again")
     target = None
     if version is not None:
-        target = session.query(ProcessDefinition).filter_by(key=instance.process_key, version=version).first()
+        target = session.scalars(select(ProcessDefinition).where(
+            ProcessDefinition.key == instance.process_key, ProcessDefinition.version == version)).first()
         if target is None:
             raise NotFound(f"{instance.process_key} has no version {version}")
     plan, workflow, target = _prepare(engine, session, instance, target, now)
@@ -154,8 +157,6 @@ def _move(workflow: BpmnWorkflow, top: Any, sub_diffs: dict, new_spec: Any, new_
 def _refresh_open_rows(engine: Any, session: Any, instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
     """Open inbox rows take the new version's title, form and group of their step."""
     for row in open_tasks_of_instance(session, instance.id):
-        from uuid import UUID
-
         task = workflow.get_task_from_id(UUID(row.task_guid))
         if task is None:
             continue  # the engine step below closes it

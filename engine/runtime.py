@@ -90,8 +90,11 @@ class Engine:
         for path in sorted(directory.glob("*.bpmn")):
             xml = path.read_bytes()
             parsed = definitions.parse_bpmn(xml)
-            latest = definitions.latest_version(session, parsed.key)
-            if latest is not None and latest.sha256 == definitions.content_hash(xml, forms, parsed):
+            # Any version with the same content means the bundle was deployed before: an analyst's
+            # later version must survive a restart, not be overwritten by the bundled file again.
+            digest = definitions.content_hash(xml, forms, parsed)
+            if session.scalar(select(ProcessDefinition.id).where(ProcessDefinition.key == parsed.key,
+                                                                 ProcessDefinition.sha256 == digest).limit(1)):
                 continue
             deployed.append(self.deploy(session, xml, forms, now=now, deployed_by=deployed_by,
                                         summary=f"bundled {path.name}"))

@@ -144,7 +144,7 @@ def strings() -> dict[str, str]:
         "preview": _("Preview"),
         "badJson": _("Not valid JSON: %(error)s", error="{error}"),
         "formMissing": _("Form %(name)s is not known yet: write its schema here.", name="{name}"),
-        "timeLimit": _("Time limit"),
+        "timeLimit": _("Time limit of the step"),
         "duration": _("Duration"),
         "durationHint": _("ISO 8601, e.g. PT2H (2 hours), PT24H, P3D (3 days)"),
         "calendar": _("Calendar"),

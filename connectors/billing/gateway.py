@@ -149,7 +149,9 @@ _BLACKLIST = (select(blacklist).where(blacklist.c.removed_at.is_(None), or_(
     blacklist.c.id_number == bindparam("id_number"))).order_by(blacklist.c.listed_at.desc()).limit(1))
 _ORDERS = (select(service_orders).where(service_orders.c.phone == bindparam("phone"))
            .order_by(service_orders.c.requested_at.desc()).limit(_limit()))
-_CALLS = (select(call_details).join(subscriptions, subscriptions.c.id == call_details.c.subscription_id)
+_CALL_COLUMNS = ("id", "started_at", "record_type", "other_party", "duration_s", "volume_kb", "location", "roaming",
+                 "long_distance", "fee_fen")  # the order call_details() unpacks
+_CALLS = (select(*(call_details.c[name] for name in _CALL_COLUMNS)).join(subscriptions, subscriptions.c.id == call_details.c.subscription_id)
           .where(subscriptions.c.phone == bindparam("phone"), call_details.c.started_at >= bindparam("start"),
                  call_details.c.started_at < bindparam("end"))
           .order_by(call_details.c.started_at, call_details.c.id).limit(_limit()).offset(_limit("offset")))
@@ -326,13 +328,13 @@ class BillingGateway:
         with self.connect() as conn:
             rows = conn.execute(_CALLS, {"phone": phone, "start": start, "end": end, "limit": limit,
                                          "offset": offset}).all()
-        return [{"id": r.id, "started_at": iso(r.started_at), "record_type": r.record_type,
-                 "record_label": codes.label(codes.RECORD_TYPES, r.record_type), "other_party": r.other_party,
-                 "duration_s": r.duration_s, "volume_kb": r.volume_kb, "location": r.location,
-                 "roaming": r.roaming, "roaming_label": codes.label(codes.ROAMING, r.roaming),
-                 "long_distance": r.long_distance,
-                 "long_distance_label": codes.label(codes.LONG_DISTANCE, r.long_distance),
-                 "fee_fen": r.fee_fen} for r in rows]
+        # A page may hold hundreds of rows: unpack plain tuples (Row attribute access costs more).
+        kinds, roaming, distance = codes.RECORD_TYPES, codes.ROAMING, codes.LONG_DISTANCE
+        return [{"id": id_, "started_at": iso(started), "record_type": kind, "record_label": kinds.get(kind, kind),
+                 "other_party": other, "duration_s": duration, "volume_kb": volume, "location": location,
+                 "roaming": roam, "roaming_label": roaming.get(roam, roam), "long_distance": far,
+                 "long_distance_label": distance.get(far, far), "fee_fen": fee}
+                for id_, started, kind, other, duration, volume, location, roam, far, fee in map(tuple, rows)]
 
     def verify_service_password(self, phone: str, password: str) -> bool:
         """Whether ``password`` is the service password of ``phone`` (False for unknown numbers)."""

@@ -327,6 +327,23 @@ def test_racing_workers_write_one_order(seeded: BillingGateway, billing_url: str
     assert _count(seeded, "race") == 1
 
 
+def test_the_unique_key_settles_a_race_the_first_read_missed(seeded: BillingGateway,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    first = seeded.submit_order("late", VIP, "suspend", None, T0)
+    real_find, missed = BillingGateway._find, []
+
+    def find_once_too_early(conn: Any, table: Any, key: str) -> Any:
+        if not missed:  # as if the other worker committed just after our read
+            missed.append(key)
+            return None
+        return real_find(conn, table, key)
+
+    monkeypatch.setattr(BillingGateway, "_find", staticmethod(find_once_too_early))
+    again = seeded.submit_order("late", VIP, "suspend", None, T0)
+    assert missed == ["late"] and again["id"] == first["id"] and again["created"] is False
+    assert _count(seeded, "late") == 1
+
+
 @pytest.mark.parametrize(("request_type", "params", "message"), [
     ("fly_to_moon", {}, "未知的业务类型"),
     ("feature_on", {"feature": "teleport"}, "未知的功能代码"),

@@ -254,3 +254,4 @@ def test_many_jobs_run_concurrently_each_exactly_once(ctx, peer):
     report = engine.run_jobs(session, T0, batch=25)
     assert report.done == 60
     assert sorted(c[1]["text"] for c in peer.calls) == sorted(f"m{i}" for i in range(60))
+

@@ -203,3 +203,16 @@ def test_group_leader_reassigns_and_others_cannot(ctx):
         engine.assign(session, task.id, net, leader, T0)  # not a member of the group
     assert engine.assign(session, task.id, agent2, leader, T0).assignee_id == agent2.id
     assert engine.unclaim(session, task.id, leader, T0).assignee_id is None  # the leader takes it back
+
+
+def test_a_restart_does_not_redeploy_the_bundle_over_an_analysts_version(ctx):
+    session, engine = ctx
+    from engine import definitions
+    from tests.conftest import ROOT
+
+    bundled = definitions.latest_version(session, "complaint")
+    xml = bundled.bpmn_xml.replace('value="PT24H"', 'value="PT12H"').encode()
+    engine.deploy(session, xml, {}, now=T0, deployed_by="analyst1", summary="12 h")
+    session.commit()
+    assert engine.deploy_directory(session, ROOT / "bpmn", now=T0) == []
+    assert definitions.latest_version(session, "complaint").deployed_by == "analyst1"
