@@ -10,8 +10,14 @@ and sequence numbers are not thread-safe).
 
 Delivery is at least once for parts in doubt: a part whose submit_sm was sent but not answered when
 the link dropped (or within ``timeout``) raises ``TransientError`` and the caller's retry sends it
-again — SMPP has no deduplication. Parts still waiting for the link or a window slot simply go after
-the re-bind. A retried multi-part message is sent whole again (with a new concatenation reference).
+again — SMPP has no deduplication. Parts still waiting for the link or a window slot, or whose write
+failed (so the SMSC never had the whole PDU), simply go after the re-bind; no wait exceeds ``timeout``.
+A retried multi-part message is sent whole again (with a new concatenation reference).
+
+A bind refused for its credentials (ESME_RINVPASWD, ESME_RINVSYSID, ESME_RINVSYSTYP) raises
+``PermanentError`` — from ``connect()``, the first ``submit()``, and every submit while re-binds are
+refused so; the reader keeps re-binding (backoff up to 30 s) in case the account is fixed. Other
+refusals and network failures raise ``TransientError``.
 
 Error statuses of submit_sm_resp that say the message itself is wrong (bad address, length, esm_class,
 optional parameters, ESME_RX_P/R_APPN) raise ``PermanentError``; every other status — system error,
@@ -166,6 +172,7 @@ class SmppClient:
         self._inbox: queue.Queue[tuple[Client, Any] | None] = queue.Queue()
         self._reassembly = Reassembly()
         self._threads: list[threading.Thread] = []
+        self._answered = 0                  # submit_sm_resp received (by the reader thread, on any link)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -395,7 +402,7 @@ class SmppClient:
         """Reader thread: serve the link until it drops, re-bind with backoff, until close()."""
         delay = _REBIND_FIRST
         while True:
-            started = time.monotonic()
+            started, answered = time.monotonic(), self._answered
             try:
                 reason = self._serve(link)
             except Exception:  # a bug here must cost a re-bind, not the reader thread
@@ -404,8 +411,8 @@ class SmppClient:
             self._drop(link, reason)
             if self._stop.is_set() or self._closed:
                 return
-            if time.monotonic() - started > _STABLE:
-                delay = _REBIND_FIRST  # only a link that keeps failing at once earns a longer wait
+            if self._answered > answered or time.monotonic() - started > _STABLE:
+                delay = _REBIND_FIRST  # a link that did work was fine; one that fails at once waits longer
             while True:
                 if self._stop.wait(delay):
                     return
@@ -459,6 +466,7 @@ class SmppClient:
         if command in ("submit_sm_resp", "generic_nack"):
             with self._cond:
                 waiter = self._pending.pop(pdu.sequence, None)
+            self._answered += 1
             if waiter is not None:
                 waiter.status = pdu.status if command == "submit_sm_resp" else (
                     pdu.status or consts.SMPP_ESME_RUNKNOWNERR)

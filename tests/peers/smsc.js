@@ -9,7 +9,8 @@
 //   {"smpp_port": 40123, "control_port": 40124}
 // Control API (JSON over HTTP): GET /messages (reassembled, in order), GET /parts, GET /stats,
 // GET /config, POST /config {...}, POST /reset, POST /mo {from, to, text}, POST /receipt
-// {message_id, stat}, POST /drop (close every session now).
+// {message_id, stat}, POST /drop (hang up every session now, once what it read is answered).
+// Like a real SMSC it stores deliver_sm (receipts, MO) until a receiver is bound and acknowledges them.
 'use strict';
 
 const http = require('http');
@@ -30,8 +31,8 @@ const DEFAULTS = {
   receipt_stat_by_destination: {},   // {"13800000002": "UNDELIV"}
   reject_destinations: {},           // {"13800000003": "ESME_RINVDSTADR"}: submit_sm_resp error status
   refuse_all_binds: false,    // answer every bind with ESME_RBINDFAIL
-  // password: 'other'        // set to change the accepted password (as an operator might)
   response_delay_ms: 0,       // hold each submit_sm_resp this long (to see the client's window at work)
+  // password: 'other'        // set to change the accepted password (as an operator might)
 };
 const MESSAGE_STATES = {DELIVRD: 2, EXPIRED: 3, DELETED: 4, UNDELIV: 5, ACCEPTD: 6, UNKNOWN: 7, REJECTD: 8};
 // Characters with the same code in GSM 03.38 and ASCII: such text may go in data_coding 0.
@@ -61,7 +62,7 @@ function parseOptions(argv) {
     password: env.SMSC_PASSWORD || 'secret', config: JSON.parse(env.SMSC_CONFIG || '{}'), exitOnStdinClose: false,
   };
   for (let i = 0; i < argv.length; i++) {
-    let [key, value] = argv[i].replace(/^--/, '').split(/=(.*)/s);
+    const [key, value] = argv[i].replace(/^--/, '').split(/=(.*)/s);
     const take = () => (value !== undefined ? value : argv[++i]);
     if (key === 'host') opts.host = take();
     else if (key === 'port') opts.port = Number(take());
@@ -79,7 +80,9 @@ function parseOptions(argv) {
 
 const server = smpp.createServer((session) => {
   stats.sessions++;
-  session.on('error', (err) => process.stderr.write('smsc.js: session error: ' + err.message + '\n'));
+  session.on('error', (err) => {  // a client vanishing is business as usual here
+    if (!['ECONNRESET', 'EPIPE'].includes(err.code)) process.stderr.write('smsc.js: ' + err.message + '\n');
+  });
   for (const command of ['bind_transceiver', 'bind_transmitter', 'bind_receiver']) {
     session.on(command, (pdu) => bind(session, command, pdu));
   }
@@ -95,6 +98,11 @@ const server = smpp.createServer((session) => {
     session.send(pdu.response(), () => session.close());
   });
   session.on('unknown', (pdu) => session.send(pdu.response()));
+  session.on('close', () => {  // like a real SMSC, deliver again what this session did not acknowledge
+    session.bound = null;
+    undelivered.push(...(session.unacked || []));
+    flush();
+  });
 });
 
 function bind(session, command, pdu) {
@@ -154,7 +162,7 @@ function respond(session, response) {
   stats.max_outstanding = Math.max(stats.max_outstanding, session.outstanding);
   const send = () => session.send(response, () => {
     session.outstanding--;
-    if (session.dropWhenFlushed && session.outstanding === 0) session.socket.destroy();
+    if (session.dropWhenFlushed && session.outstanding === 0) hangUp(session);
   });
   if (config.response_delay_ms) setTimeout(send, config.response_delay_ms);
   else send();
@@ -237,17 +245,27 @@ function moPdus(from, to, text) {
     short_message: Buffer.concat([Buffer.from([5, 0, 3, ref, chunks.length, i + 1]), chunk])}));
 }
 
-function receivers() {
-  return server.sessions.filter((s) => s.bound === 'bind_transceiver' || s.bound === 'bind_receiver');
+// Close with a FIN, not destroy(): closing with unread input sends a RST, and a RST makes the
+// client's kernel discard responses it has received but not yet read.
+function hangUp(session) {
+  session.socket.end();
+  setTimeout(() => session.socket.destroy(), 1000).unref();
 }
 
-function deliver(fields) {  // to a bound receiver now, or once one binds
+function receivers() {
+  return server.sessions.filter((s) => !s.dropWhenFlushed &&
+    (s.bound === 'bind_transceiver' || s.bound === 'bind_receiver'));
+}
+
+function deliver(fields) {  // to a bound receiver now, or once one binds; again if not acknowledged
   const [session] = receivers();
   if (!session) {
     undelivered.push(fields);
     return false;
   }
-  session.deliver_sm(fields);
+  session.unacked = session.unacked || new Set();
+  session.unacked.add(fields);
+  session.deliver_sm(fields, () => session.unacked.delete(fields));
   return true;
 }
 
@@ -288,7 +306,11 @@ const routes = {
   },
   'POST /drop': () => {
     const sessions = server.sessions.slice();
-    sessions.forEach((s) => s.socket.destroy());
+    sessions.forEach((s) => {  // as drop_after: answer what was read, read nothing more, hang up
+      s.pause();
+      s.dropWhenFlushed = true;
+      if (!s.outstanding) hangUp(s);
+    });
     stats.drops += sessions.length;
     return {dropped: sessions.length};
   },
