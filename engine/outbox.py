@@ -446,13 +446,6 @@ def jobs_of_instance(session: Session, instance_id: int) -> list[ConnectorJob]:
                                 .order_by(ConnectorJob.id)))
 
 
-def due_count(session: Session, now: datetime) -> int:
-    from sqlalchemy import func
-
-    return session.scalar(select(func.count()).select_from(ConnectorJob).where(
-        ConnectorJob.status == QUEUED, ConnectorJob.next_run_at <= now)) or 0
-
-
 # -- peer references ---------------------------------------------------------------------------
 def add_references(session: Session, job: ConnectorJob, kind: str, refs: Iterable[str], state: str,
                    now: datetime) -> None:

@@ -32,6 +32,25 @@ def test_dependencies_point_one_way(package: str, forbidden: set[str]) -> None:
     assert bad == []
 
 
+def test_connectors_know_nothing_of_flask_or_the_product() -> None:
+    forbidden = {"flask", "flask_login", "flask_babel", "flask_wtf", "flask_sqlalchemy", "web", "slas",
+                 "SpiffWorkflow"}
+    bad = sorted(f"{file} imports {module}" for file, module in _imports("connectors") if module in forbidden)
+    assert bad == []
+
+
+def test_engine_uses_only_the_connector_interface() -> None:
+    """The engine runs operations through connectors.base; it never imports a protocol client."""
+    bad = []
+    for path in (ROOT / "engine").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            bad += [f"{path.name} imports {n}" for n in names
+                    if n.split(".")[0] == "connectors" and n != "connectors.base"]
+    assert bad == []
+
+
 def test_only_engine_imports_spiffworkflow() -> None:
     bad = sorted(f"{file}" for file, module in _imports("web") if module == "SpiffWorkflow")
     assert bad == []

@@ -36,16 +36,19 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 LIST_LIMIT = 200
 
 
+def bearer_user() -> User | None:
+    """The user of the request's ``Authorization: Bearer`` token (None without a valid one)."""
+    header = request.headers.get("Authorization", "")
+    return user_from_token(header[7:].strip()) if header.lower().startswith("bearer ") else None
+
+
 def api_login_required(view: Callable) -> Callable:
     """A bearer token, or (for reading only) the browser's signed-in session."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        header = request.headers.get("Authorization", "")
-        user = None
-        if header.lower().startswith("bearer "):
-            user = user_from_token(header[7:].strip())
-        elif request.method == "GET" and current_user.is_authenticated:
+        user = bearer_user()
+        if user is None and request.method == "GET" and current_user.is_authenticated:
             user = current_user._get_current_object()
         if user is None:
             return error_response(401, "unauthorized", "a valid bearer token is required")

@@ -25,8 +25,7 @@ from engine.clock import utcnow
 from engine.errors import DefinitionInvalid, NotFound
 from engine.models import RUNNING, ProcessDefinition, ProcessInstance
 
-from .api import api_login_required, bp
-from .auth import user_from_token
+from .api import api_login_required, bearer_user, bp
 from .errors import error_response
 from .extensions import csrf, db
 from .views_helpers import engine
@@ -78,11 +77,8 @@ def designer_required(view: Callable) -> Callable:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        header = request.headers.get("Authorization", "")
-        user = None
-        if header.lower().startswith("bearer "):
-            user = user_from_token(header[7:].strip())
-        elif current_user.is_authenticated:
+        user = bearer_user()
+        if user is None and current_user.is_authenticated:
             if request.method != "GET" and current_app.config.get("WTF_CSRF_ENABLED", True):
                 csrf.protect()  # the API blueprint is exempt; a browser session still needs the token
             user = current_user._get_current_object()

@@ -55,14 +55,12 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500) -> T
     jobs = engine.run_jobs(session, now)
     inbound = process_inbound(session, engine, now)
     result = scan(session, now, batch=batch)
-    if "sms.send" in engine.operations:
-        notify_supervisors(session, result.escalations, now)
+    texts = notify_supervisors(session, result.escalations, now) if "sms.send" in engine.operations else 0
     session.commit()
-    # Jobs the tick itself asked for (e.g. escalation texts) go out now rather than next tick.
-    jobs_after = engine.run_jobs(session, now)
-    jobs.done += jobs_after.done
-    jobs.retried += jobs_after.retried
-    jobs.incidents += jobs_after.incidents
+    if texts:  # the escalation texts go out now rather than next tick
+        more = engine.run_jobs(session, now)
+        jobs.done, jobs.retried, jobs.incidents = (jobs.done + more.done, jobs.retried + more.retried,
+                                                   jobs.incidents + more.incidents)
     return TickReport(now, fired, result, jobs, inbound)
 
 
