@@ -50,6 +50,7 @@ log = logging.getLogger("kefu.outbox")
 QUEUED, RUNNING, DELIVERING, DONE, FAILED = "queued", "running", "delivering", "done", "failed"
 # Incident kinds
 EXHAUSTED, REFUSED, OUTCOME_UNKNOWN, UNDELIVERED = "exhausted", "refused", "outcome_unknown", "undelivered"
+JOBS_QUEUED = "kefu.jobs_queued"
 DELIVERY_TRIES = 10  # a result that cannot be handed to its case this often needs a person
 
 
@@ -72,6 +73,7 @@ class ConnectorJob(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     result_var: Mapped[str | None] = mapped_column(String(80))
     wait: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # higher runs first among due jobs
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
@@ -174,14 +176,22 @@ class RunReport:
 # -- writing jobs ------------------------------------------------------------------------------
 def enqueue(session: Session, operation: str, params: dict[str, Any], *, key: str, now: datetime,
             instance_id: int | None = None, task_guid: str | None = None, element_id: str | None = None,
-            result_var: str | None = None, wait: bool = False, max_attempts: int = 5) -> ConnectorJob:
+            result_var: str | None = None, wait: bool = False, max_attempts: int = 5,
+            priority: int = 0) -> ConnectorJob:
     """Add a job to the session (it is written with the caller's transaction)."""
     job = ConnectorJob(key=key[:80], instance_id=instance_id, task_guid=task_guid, element_id=element_id,
-                       operation=operation, params=params, result_var=result_var, wait=wait,
+                       operation=operation, params=params, result_var=result_var, wait=wait, priority=priority,
                        status=QUEUED, attempts=0, max_attempts=max_attempts, next_run_at=now,
                        created_at=now)
     session.add(job)
+    session.info[JOBS_QUEUED] = True  # see on_jobs_committed
     return job
+
+
+def on_jobs_committed(session: Session) -> bool:
+    """True (once) when the transaction just committed on ``session`` queued jobs: a running
+    product wakes its worker then, instead of waiting for the next tick."""
+    return bool(session.info.pop(JOBS_QUEUED, False))
 
 
 def job_key(instance_id: int, task_guid: str) -> str:
@@ -235,7 +245,7 @@ class Worker:
         """Mark up to ``limit`` due jobs as running under a fresh claim token (compare-and-set)."""
         ids = list(session.scalars(
             select(ConnectorJob.id).where(ConnectorJob.status == QUEUED, ConnectorJob.next_run_at <= now)
-            .order_by(ConnectorJob.next_run_at, ConnectorJob.id).limit(limit)))
+            .order_by(ConnectorJob.priority.desc(), ConnectorJob.next_run_at, ConnectorJob.id).limit(limit)))
         if not ids:
             session.commit()
             return []

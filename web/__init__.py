@@ -20,6 +20,7 @@ from slas.clocks import SlaListener
 from slas.policies import check_properties
 
 from . import config
+from . import telephony as _telephony  # noqa: F401  (registers tables)
 from .extensions import babel, csrf, db, login_manager, migrate
 
 
@@ -50,7 +51,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                                            operations=registry.operations,
                                            job_threads=app.config["KEFU_JOB_THREADS"])
 
-    from . import admin, api, auth, cases, cli, errors, escalations, inbox, modeler, views_helpers
+    from . import (
+        admin,
+        api,
+        api_callbacks,  # noqa: F401  (its routes join api.bp)
+        api_calls,  # noqa: F401
+        api_customers,  # noqa: F401
+        auth,
+        calls,
+        cases,
+        cli,
+        customers,
+        errors,
+        escalations,
+        inbox,
+        modeler,
+        views_helpers,
+    )
     from .api_definitions import designer_required  # noqa: F401  (its routes join api.bp)
 
     app.register_blueprint(auth.bp)
@@ -59,6 +76,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(escalations.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(modeler.bp)
+    app.register_blueprint(customers.bp)
+    app.register_blueprint(calls.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
     errors.register(app)

@@ -35,6 +35,8 @@ def from_environment() -> dict:
         "KEFU_WORKFLOW_CACHE": int(os.environ.get("KEFU_WORKFLOW_CACHE", "1000")),
         "KEFU_SMPP_URL": os.environ.get("KEFU_SMPP_URL", ""),
         "KEFU_BILLING_URL": os.environ.get("KEFU_BILLING_URL") or f"sqlite:///{data_dir / 'billing.db'}",
+        # Unset: a demo billing database in the data dir, with the demo billing simulator.
+        "KEFU_BILLING_DEMO": not os.environ.get("KEFU_BILLING_URL"),
         "KEFU_AMI_URL": os.environ.get("KEFU_AMI_URL", ""),
         "KEFU_JOB_THREADS": int(os.environ.get("KEFU_JOB_THREADS", "16")),
         "SECRET_KEY": _secret_key(data_dir),

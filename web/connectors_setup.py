@@ -102,6 +102,17 @@ def build_registry(app: Flask) -> Registry:
         # The operation exists (diagrams that send texts deploy and run); its jobs wait and retry
         # until an SMS centre is configured, then go out.
         registry.add(sms_operations(Unconfigured("KEFU_SMPP_URL"), _template_renderer(app)))
+    from connectors.billing.gateway import BillingGateway
+    from connectors.billing.operations import operations as billing_operations
+
+    # The gateway connects on first use; a billing database that is down makes inline reads answer
+    # 503 and outbox jobs retry (see connectors/billing).
+    billing = BillingGateway(app.config["KEFU_BILLING_URL"])
+    registry.add(billing_operations(billing), close=billing.close)
+    app.extensions["kefu_billing"] = billing
+    from .product_operations import operations as product_operations
+
+    registry.add(product_operations(app))
     app.extensions["kefu_connector_starters"] = starters
     return registry
 

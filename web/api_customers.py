@@ -1,0 +1,5 @@
+"""REST API: customers (routes join ``api.bp``; see README for the contract)."""
+
+from __future__ import annotations
+
+from .api import bp  # noqa: F401
