@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -51,7 +51,10 @@ def app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from web.demo import create_accounts
     from web.extensions import db
 
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "WTF_CSRF_ENABLED": False})
+    # The billing interim database: its own SQLite file, or CI's PostgreSQL (KEFU_TEST_BILLING_URL).
+    billing_url = os.environ.get("KEFU_TEST_BILLING_URL") or f"sqlite:///{tmp_path / 'billing.db'}"
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "WTF_CSRF_ENABLED": False,
+                      "KEFU_BILLING_URL": billing_url, "KEFU_BILLING_DEMO": True})
     with app.app_context():
         db.create_all()
         create_accounts(db.session, T0)
@@ -61,6 +64,23 @@ def app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+BILLING_TODAY = date(2026, 11, 23)
+
+
+@pytest.fixture
+def billing(app):
+    """The app's billing interim database with demo subscribers (13800000001 VIP, …02 in arrears,
+    …03 blacklisted, service password 123456); emptied first on a shared PostgreSQL."""
+    from connectors.billing import demo_data
+    from connectors.billing.schema import metadata
+
+    gateway = app.extensions["kefu_billing"]
+    if os.environ.get("KEFU_TEST_BILLING_URL"):
+        metadata.drop_all(gateway.engine)
+    demo_data.seed(gateway, subscribers=60, today=BILLING_TODAY, calls_per_day=0.6)
+    return gateway
 
 
 @pytest.fixture
