@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, event, insert
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.orm import Session
 
-from engine.database import engine_options
+from engine.database import configure, engine_options
 from engine.db import Base
 from engine.models import HumanTask, ProcessInstance
 from engine.people import Group, User
@@ -44,6 +44,7 @@ def temp_database(name: str = "bench") -> Iterator[tuple[SAEngine, Path]]:
     path = directory / f"{name}.db"
     url = f"sqlite:///{path}"
     db = create_engine(url, **engine_options(url))
+    configure(db)
     try:
         Base.metadata.create_all(db)
         yield db, path

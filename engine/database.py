@@ -1,4 +1,7 @@
-"""Database connection settings that every Kefu engine gets (SQLite: WAL, foreign keys, locking).
+"""Database connection settings of Kefu's own engine (SQLite: WAL, foreign keys, locking).
+
+They are installed on Kefu's engine only (``configure``): other databases the process talks to,
+such as billing's interim tables, keep their own settings.
 
 On SQLite, writers take the write lock at BEGIN (``BEGIN IMMEDIATE``): a transaction that read
 first and wrote later could otherwise fail at once with "database is locked" in WAL mode, instead
@@ -16,7 +19,13 @@ from sqlalchemy.engine import Connection, Engine
 BUSY_TIMEOUT_MS = 30_000
 
 
-@event.listens_for(Engine, "connect")
+def configure(engine: Engine) -> None:
+    """Install Kefu's connection settings on ``engine`` (once)."""
+    if not event.contains(engine, "connect", _on_connect):
+        event.listen(engine, "connect", _on_connect)
+        event.listen(engine, "begin", _on_begin)
+
+
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
@@ -29,7 +38,6 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-@event.listens_for(Engine, "begin")
 def _on_begin(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -187,8 +187,7 @@ def _on_sqlite_connect(timeout: float) -> Callable[[Any, Any], None]:
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
-    # Another listener (Kefu's own engine settings apply to every Engine in the process) may
-    # have begun already. A writer takes the write lock at BEGIN so that it waits its turn under
+    # Another listener on this engine may have begun already. A writer takes the write lock at BEGIN so that it waits its turn under
     # the busy timeout instead of failing at its first write; readers just get a snapshot.
     if conn.connection.dbapi_connection.in_transaction:
         return
