@@ -1,5 +1,46 @@
-"""REST API: customers (routes join ``api.bp``; see README for the contract)."""
+"""REST API: customers (routes join ``api.bp``; see README for the contract).
+
+``GET /api/v1/customers/<phone>`` — billing's 360 view of a number (masked) plus the number's
+Kefu cases; ``?month=YYYY-MM`` adds that month's call details. Every call is an audited lookup.
+"""
 
 from __future__ import annotations
 
-from .api import bp  # noqa: F401
+from typing import Any
+
+from flask import g, jsonify, request
+
+from engine.clock import utcnow
+
+from . import customer_lookup as cl
+from .api import _iso, api_login_required, bp
+from .errors import error_response
+
+CALLS_LIMIT, CALLS_MAX = 200, 1000
+
+
+@bp.get("/customers/<phone>")
+@api_login_required
+def customer(phone: str):
+    user = g.api_user
+    if not user.has_role(*cl.ROLES):
+        return error_response(403, "forbidden", "customer data is for agents, handlers, leaders and managers")
+    call = request.args.get("call", type=int)
+    reason = cl.Reason(request.args.get("reason", "").strip()[:cl.REASON_LIMIT] or "api",
+                       request.args.get("note", "").strip()[:cl.REASON_LIMIT])
+    try:
+        cl.check_phone(phone)
+        month = cl.check_month(request.args.get("month"))
+        limit = min(max(request.args.get("limit", CALLS_LIMIT, type=int), 0), CALLS_MAX)
+        offset = max(request.args.get("offset", 0, type=int), 0)
+        body: dict[str, Any] = cl.lookup(user, phone, reason, call, utcnow(), channel="api")
+        if month:
+            items = cl.call_details(phone, month, limit=limit, offset=offset)
+            body["call_details"] = {"month": month, "offset": offset, "limit": limit, "items": items}
+    except cl.LookupFailed as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    body["cases"] = [{"id": i.id, "reference": i.reference, "process_key": i.process_key,
+                      "status": "running" if i.status == "suspended" else i.status,
+                      "suspended": i.status == "suspended", "title": i.title,
+                      "created_at": _iso(i.created_at)} for i in cl.cases_of(phone)]
+    return jsonify(body)

@@ -55,7 +55,13 @@ def ensure_groups(session: Session) -> dict[str, Group]:
 
 
 def load_demo(session: Session, engine: Engine, now: datetime) -> bool:
-    """Create the demo accounts and sample cases once; False when they already exist."""
+    """Create the demo accounts and sample cases once; False when they already exist. The demo
+    billing database is seeded too (once, and only in billing demo mode; see web/demo_billing.py)."""
+    from flask import current_app
+
+    from .demo_billing import seed_demo_billing
+
+    seed_demo_billing(current_app)
     if user_by_name(session, "admin") is not None:
         return False
     users = create_accounts(session, now)

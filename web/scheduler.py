@@ -38,7 +38,10 @@ def start_scheduler(app: Flask) -> BackgroundScheduler:
                 now = utcnow()
                 if not lease.acquire(db.session, LEASE, holder, now, ttl_seconds=max(30, 6 * seconds)):
                     return
-                report = tick(db.session, app.extensions["kefu_engine"], now)
+                from .demo_billing import billing_simulator
+
+                report = tick(db.session, app.extensions["kefu_engine"], now,
+                              billing_simulator=billing_simulator(app))
                 lease.record_tick(db.session, LEASE, now)
                 db.session.commit()
                 if report.eventful:

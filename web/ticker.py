@@ -1,15 +1,19 @@
-"""One tick of the clock: fire due BPMN timers, run due connector jobs, settle what peers sent,
-scan SLA clocks (and text the supervisors of new escalations). Safe to run concurrently (every
-step is guarded by the instance version, a job's claim or a clock's compare-and-set)."""
+"""One tick of the clock: fire due BPMN timers, play the demo billing side (demo only), run due
+connector jobs, settle what peers sent, scan SLA clocks (and text the supervisors of new
+escalations). Safe to run concurrently (every step is guarded by the instance version, a job's
+claim or a clock's compare-and-set)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors.base import PermanentError, TransientError
+from connectors.billing.simulator import BillingSimulator
 from engine import outbox
 from engine.models import HumanTask, ProcessInstance
 from engine.people import User
@@ -18,6 +22,8 @@ from slas.models import Escalation
 from slas.scanner import ScanResult, scan
 
 from .inbound import process_inbound
+
+log = logging.getLogger("kefu.ticker")
 
 SMS_LEVELS = (1, 2)  # the levels that also reach the supervisor's mobile phone
 
@@ -29,29 +35,34 @@ class TickReport:
     scan: ScanResult
     jobs: outbox.RunReport = field(default_factory=outbox.RunReport)
     inbound: int = 0
+    billing_moved: int = 0  # service orders / change requests the demo billing simulator moved
 
     @property
     def eventful(self) -> bool:
         return bool(self.timers_fired or self.scan.warnings or self.scan.escalations or self.jobs.total
-                    or self.inbound)
+                    or self.inbound or self.billing_moved)
 
     def lines(self) -> list[str]:
         out = [(f"tick at {self.at.isoformat()}: {self.timers_fired} timer(s) fired, {self.jobs}, "
-               f"{self.inbound} inbound message(s) settled, {self.scan}")]
+               f"{self.inbound} inbound message(s) settled, {self.scan}"
+               + (f", demo billing moved {self.billing_moved} order(s)" if self.billing_moved else ""))]
         for esc in self.scan.escalations:
             out.append(f"  escalation L{esc.level} → {esc.target}: instance {esc.instance_id} "
                        f"task {esc.task_id} '{esc.title}' due {esc.due_at.isoformat()}")
         return out
 
 
-def tick(session: Session, engine: Engine, now: datetime, batch: int = 500) -> TickReport:
-    """Run everything due by ``now``; commits per unit of work."""
+def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
+         billing_simulator: BillingSimulator | None = None) -> TickReport:
+    """Run everything due by ``now``; commits per unit of work. ``billing_simulator`` (demo only,
+    see web/demo_billing.py) executes billing's side before the jobs that wait on it run."""
     fired = 0
     while True:
         count = engine.fire_due_timers(session, now, limit=batch)
         fired += count
         if count < batch:
             break
+    moved = _simulate_billing(billing_simulator, now)
     jobs = engine.run_jobs(session, now)
     inbound = process_inbound(session, engine, now)
     result = scan(session, now, batch=batch)
@@ -61,7 +72,17 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500) -> T
         more = engine.run_jobs(session, now)
         jobs.done, jobs.retried, jobs.incidents = (jobs.done + more.done, jobs.retried + more.retried,
                                                    jobs.incidents + more.incidents)
-    return TickReport(now, fired, result, jobs, inbound)
+    return TickReport(now, fired, result, jobs, inbound, moved)
+
+
+def _simulate_billing(simulator: BillingSimulator | None, now: datetime) -> int:
+    if simulator is None:
+        return 0
+    try:
+        return simulator.run_once(now)
+    except (TransientError, PermanentError) as exc:  # the demo billing side must not stop a tick
+        log.warning("demo billing simulator: %s", exc)
+        return 0
 
 
 def notify_supervisors(session: Session, escalations: list[Escalation], now: datetime) -> int:
