@@ -18,6 +18,7 @@ from engine.models import (
     ProcessInstance,
     instance_events,
     open_tasks_of_instance,
+    record_event,
 )
 from engine.people import User
 from slas.models import Escalation, clocks_of_instance
@@ -26,6 +27,7 @@ from .access import roles_required
 from .errors import localized_fields
 from .extensions import db
 from .schema_forms import LOCAL, coerce, field_catalog, fields_of
+from .telephony import Call, CallCase
 from .views_helpers import engine, locale
 
 bp = Blueprint("cases", __name__)
@@ -60,17 +62,50 @@ def new_complaint():
     return redirect(url_for("cases.new", key="complaint", **request.args))
 
 
+def _call_of_current_user(value: str | None) -> Call | None:
+    """The call ``?call=`` names, when it is one of the signed-in agent's calls."""
+    if not value or not value.isdigit():
+        return None
+    call = db.session.get(Call, int(value))
+    if call is None or call.agent_id != current_user.id:
+        return None
+    return call
+
+
+def _prefill(schema: dict, args: dict) -> dict:
+    """Start-form values from the query string (a customer page, a screen pop): the fields the
+    form knows; the contact number defaults to the customer's number."""
+    properties = schema.get("properties") or {}
+    values = {k: v for k, v in args.items() if k in properties}
+    if "contact_phone" in properties and not values.get("contact_phone") and values.get("customer_phone"):
+        values["contact_phone"] = values["customer_phone"]
+    return values
+
+
+def _link_call(call: Call, instance: ProcessInstance) -> None:
+    """Link a case started during a call to that call, on the case's history."""
+    now = utcnow()
+    db.session.add(CallCase(call_id=call.id, instance_id=instance.id, linked_at=now))
+    word = "来电" if call.direction == "inbound" else "去电"
+    record_event(db.session, "call_linked", at=now, instance_id=instance.id, actor=current_user.display_name,
+                 message=f"{word} {call.customer_number}（分机 {call.extension or '-'}）",
+                 data={"call": call.id, "call_id": call.call_id, "direction": call.direction})
+
+
 @bp.route("/cases/new/<key>", methods=["GET", "POST"])
 @login_required
 def new(key: str):
     definition, schema, forms = _start_schema(key)
     errors: dict[str, str] = {}
-    values: dict = dict(request.args)
+    values: dict = _prefill(schema, request.args)
+    call = _call_of_current_user(request.args.get("call"))
     status = 200
     if request.method == "POST":
         data = coerce(schema, request.form)
         try:
             instance = engine().start(db.session, key, data, actor=current_user, now=utcnow())
+            if call is not None:
+                _link_call(call, instance)
             db.session.commit()
         except ValidationFailed as exc:
             db.session.rollback()
@@ -84,7 +119,7 @@ def new(key: str):
             if mine is not None:
                 return redirect(url_for("inbox.task", task_id=mine.id))
             return redirect(url_for("cases.show", instance_id=instance.id))
-    return render_template("case_new.html", definition=definition, key=key,
+    return render_template("case_new.html", definition=definition, key=key, call=call,
                            fields=fields_of(schema, values, errors, locale()),
                            history=customer_history(values.get("customer_phone"), key),
                            catalog=field_catalog(forms, locale())), status

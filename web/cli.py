@@ -73,7 +73,10 @@ def register(app: Flask) -> None:
         """Run one tick (timers, SLA scan) as of a given time and print what it did."""
         from .ticker import tick
 
-        report = tick(db.session, _engine(), _parse_at(at))
+        from .demo_billing import billing_simulator
+
+        report = tick(db.session, _engine(), _parse_at(at),
+                      billing_simulator=billing_simulator(current_app._get_current_object()))
         for line in report.lines():
             click.echo(line)
 
@@ -104,7 +107,8 @@ def register(app: Flask) -> None:
     @click.option("--host", default="127.0.0.1")
     @click.option("--demo/--no-demo", default=False, help="load demo data first")
     @click.option("--scheduler/--no-scheduler", default=True)
-    @click.option("--threads", type=int, default=8)
+    # Each open page of an agent holds one thread for its screen-pop stream (up to ~25 s at a time).
+    @click.option("--threads", type=int, default=32)
     def serve_command(port: int | None, host: str, demo: bool, scheduler: bool, threads: int) -> None:
         """Set up the database and serve the product (waitress) until interrupted."""
         from waitress import serve
@@ -114,11 +118,12 @@ def register(app: Flask) -> None:
             click.echo(f"deployed {line}")
         if demo:
             from .demo import ACCOUNTS, PASSWORD, load_demo
-            from .demo_peers import start_demo_smsc
+            from .demo_peers import start_demo_pbx, start_demo_smsc
 
-            line = start_demo_smsc(current_app._get_current_object())
-            if line:
-                click.echo(line)
+            for start_peer in (start_demo_smsc, start_demo_pbx):
+                line = start_peer(current_app._get_current_object())
+                if line:
+                    click.echo(line)
             load_demo(db.session, _engine(), utcnow())
             click.echo(f"demo accounts (password '{PASSWORD}'):")
             for username, name, roles in ACCOUNTS:

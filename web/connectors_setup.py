@@ -8,6 +8,7 @@ that receipts and customers' replies arrive even before anything is sent.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -110,11 +111,129 @@ def build_registry(app: Flask) -> Registry:
     billing = BillingGateway(app.config["KEFU_BILLING_URL"])
     registry.add(billing_operations(billing), close=billing.close)
     app.extensions["kefu_billing"] = billing
+    _add_pbx(app, registry, starters)
     from .product_operations import operations as product_operations
 
     registry.add(product_operations(app))
     app.extensions["kefu_connector_starters"] = starters
     return registry
+
+
+# -- PBX (AMI) ------------------------------------------------------------------------------------
+class UnconfiguredPbx(Unconfigured):
+    """The PBX link when ``KEFU_AMI_URL`` is unset: originate jobs wait and retry."""
+
+    @property
+    def config(self) -> Any:
+        raise TransientError(f"{self.setting} is not configured")
+
+
+class LazyPbx:
+    """The AMI client, connected on first use (or by :meth:`start`, as ``serve`` and ``worker`` do).
+
+    Its events feed a ``CallTracker``; ringing and finished calls are handed to one worker thread
+    that records them (``web.telephony``), so the AMI reader thread never waits on the database.
+    A refused login or an unreachable PBX is retried in the background with backoff; meanwhile
+    ``originate`` raises ``TransientError`` and the outbox retries the job."""
+
+    def __init__(self, app: Flask, url: str) -> None:
+        from connectors.pbx import CallTracker, parse_ami_url
+
+        self.app = app
+        self.config = parse_ami_url(url)
+        # Test-only tuning of timeouts and backoff (AmiClient keyword arguments).
+        self.options: dict[str, Any] = dict(app.config.get("KEFU_AMI_OPTIONS") or {})
+        self.tracker = CallTracker(self._on_ringing, self._on_ended)
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+
+    def client(self) -> Any:
+        """The AMI client, started (logging in in the background) on first use."""
+        with self._lock:
+            if self._client is None:
+                from connectors.pbx import AmiClient
+
+                self._client = AmiClient(self.config, self.tracker.feed, **self.options)
+                self._client.start()
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="kefu-pbx-calls", daemon=True)
+                self._worker.start()
+            return self._client
+
+    def originate(self, *args: Any, **kwargs: Any) -> Any:
+        client = self.client()
+        if not client.wait_connected(float(self.options.get("connect_timeout", 3.0))):
+            raise TransientError("the PBX (AMI) is not connected; reconnecting in the background")
+        return client.originate(*args, **kwargs)
+
+    def start(self) -> None:
+        self.client()
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+            worker, self._worker = self._worker, None
+        if client is not None:
+            client.close()
+        if worker is not None:
+            self._queue.put(None)
+            worker.join(timeout=2.0)
+
+    def _on_ringing(self, caller: str, extension: str, call_id: str) -> None:
+        self._queue.put(("ringing", (caller, extension, call_id)))
+
+    def _on_ended(self, record: Any) -> None:
+        self._queue.put(("ended", record))
+
+    def _work(self) -> None:
+        from . import telephony
+
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            kind, value = item
+            try:
+                if kind == "ringing":
+                    caller, extension, call_id = value
+                    telephony.inbound_ringing(self.app, caller=caller, extension=extension,
+                                              call_id=call_id, source="ami")
+                else:
+                    telephony.call_ended(self.app, value)
+            except Exception:  # one bad event must not stop the recording of later calls
+                log.exception("recording PBX %s event failed", kind)
+
+
+def _add_pbx(app: Flask, registry: Registry, starters: list[Callable[[], None]]) -> None:
+    from connectors.pbx import operations as pbx_operations
+
+    url = app.config.get("KEFU_AMI_URL")
+    if url:
+        pbx: Any = LazyPbx(app, url)
+        registry.add(pbx_operations(pbx), close=pbx.close)
+        starters.append(pbx.start)
+        app.extensions["kefu_pbx"] = pbx
+    else:
+        # The operation exists (callback diagrams deploy and run); its jobs retry until configured.
+        registry.add(pbx_operations(UnconfiguredPbx("KEFU_AMI_URL")))
+        app.extensions["kefu_pbx"] = None
+
+
+def use_pbx(app: Flask, url: str) -> LazyPbx:
+    """Dial and listen through the PBX at ``url`` from now on (the demo's loopback AMI peer)."""
+    from connectors.pbx import operations as pbx_operations
+
+    registry: Registry = app.extensions["kefu_connectors"]
+    app.config["KEFU_AMI_URL"] = url
+    pbx = LazyPbx(app, url)
+    for op in pbx_operations(pbx):
+        registry.operations[op.name] = op  # the engine and its worker share this mapping
+    registry.closers.append(pbx.close)
+    app.extensions["kefu_connector_starters"].append(pbx.start)
+    app.extensions["kefu_pbx"] = pbx
+    return pbx
 
 
 def use_smsc(app: Flask, url: str) -> None:

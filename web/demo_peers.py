@@ -1,7 +1,7 @@
 """Loopback peers for a self-contained demo (``serve --demo`` with a connector URL unset).
 
 They are the same protocol peers the tests use (``tests/peers``): a real SMPP server on loopback
-(node-smpp) and an AMI server. The product talks to them exactly as to real ones; the admin pages
+(node-smpp) and an AMI server (the calls page can make it ring an agent's extension). The product talks to them exactly as to real ones; the admin pages
 show what they received. Never started when the URL of a real peer is configured.
 """
 
@@ -34,6 +34,29 @@ def start_demo_smsc(app: Flask) -> str | None:
     use_smsc(app, peer.url)
     return f"KEFU_SMPP_URL is not set: texts go to a loopback SMS centre on {peer.host}:{peer.smpp_port} " \
            "(admin → SMS shows what it received)"
+
+
+def start_demo_pbx(app: Flask) -> str | None:
+    """Start a loopback AMI peer and point the PBX connector at it; the line to print, or None."""
+    if app.config.get("KEFU_AMI_URL"):
+        return None
+    try:
+        import secrets
+
+        from tests.peers.ami_peer import AmiPeer
+
+        # Calls ring for two seconds and last fifteen, so that a demo shows every state.
+        peer = AmiPeer("kefu", secrets.token_hex(8), ring_time=2.0, talk_time=15.0).start()
+    except Exception as exc:  # noqa: BLE001 - the demo runs on; dial jobs wait in the outbox
+        log.warning("no loopback PBX for the demo: %s", exc)
+        return f"KEFU_AMI_URL is not set and the loopback PBX could not start ({exc}); calls wait"
+    atexit.register(peer.stop)
+    app.extensions["kefu_demo_ami"] = peer
+    from .connectors_setup import use_pbx
+
+    use_pbx(app, peer.url)
+    return (f"KEFU_AMI_URL is not set: calls go to a loopback PBX (AMI) on 127.0.0.1:{peer.port} "
+            "(Calls → Simulate an inbound call rings an agent's extension)")
 
 
 def send_demo_reply(app: Flask, source: str, text: str) -> Any:

@@ -24,6 +24,8 @@ log = logging.getLogger("kefu.pbx")
 _AGENT_CHANNEL = re.compile(r"^(?:PJSIP|SIP|IAX2|Local)/(\d{2,8})(?:@[^/;]+?)?-[0-9A-Fa-f]+(?:;\d)?$")
 _UNKNOWN = {"", "<unknown>", "<null>"}
 RINGING, UP = "5", "6"
+# MixMonitor sets MIXMONITOR_FILENAME; a dialplan may name its recording in KEFU_RECORDING.
+RECORDING_VARIABLES = {"MIXMONITOR_FILENAME", "KEFU_RECORDING"}
 
 
 def extension_of(channel: str) -> str | None:
@@ -51,6 +53,7 @@ class CallRecord:
     ended_at: datetime | None = None
     cause: int | None = None
     cause_txt: str = ""
+    recording_ref: str = ""         # the recording file, when the dialplan records (MixMonitor)
 
     @property
     def customer_number(self) -> str:
@@ -172,6 +175,11 @@ class CallTracker:
                 and not call.record.called and exten not in ("", "s")):
             call.record.called = exten  # the originated agent leg entered the customer's number
 
+    def _on_varset(self, event: dict[str, str], now: datetime, notices: list) -> None:
+        call = self._calls.get(event.get("linkedid") or event["uniqueid"])
+        if call is not None and event.get("variable", "").upper() in RECORDING_VARIABLES and event.get("value"):
+            call.record.recording_ref = event["value"]
+
     def _on_hangup(self, event: dict[str, str], now: datetime, notices: list) -> None:
         call = self._calls.get(event.get("linkedid") or event["uniqueid"])
         if call is None:  # a call that started before we listened: nothing worth recording
@@ -203,4 +211,5 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "dialbegin": CallTracker._on_dialbegin,
     "newexten": CallTracker._on_newexten,
     "hangup": CallTracker._on_hangup,
+    "varset": CallTracker._on_varset,
 }

@@ -238,13 +238,17 @@ class AmiPeer:
         self.emit("VarSet", agent.fields() + [("Variable", "DIALEDPEERNUMBER"), ("Value", extension)])
         return trunk_id
 
-    def answer(self, call_id: str) -> None:
-        """The agent picks up the inbound call ``call_id``."""
+    def answer(self, call_id: str, record: bool = True) -> None:
+        """The agent picks up the inbound call ``call_id``; with ``record``, the dialplan's
+        MixMonitor starts recording (its VarSet names the file)."""
         trunk, agent = self._inbound[call_id]["trunk"], self._inbound[call_id]["agent"]
         agent.state = trunk.state = 6
         self.emit("Newstate", agent.fields())
         self.emit("DialEnd", trunk.fields() + agent.fields("Dest") + [("DialStatus", "ANSWER")])
         self.emit("Newstate", trunk.fields())
+        if record:
+            self.emit("VarSet", trunk.fields() + [("Variable", "MIXMONITOR_FILENAME"),
+                                                  ("Value", f"/var/spool/asterisk/monitor/{call_id}.wav")])
         self.emit("BridgeEnter", trunk.fields() + [("BridgeUniqueid", f"bridge-{call_id}")])
 
     def hangup(self, call_id: str, cause: int = 16) -> None:
@@ -255,6 +259,11 @@ class AmiPeer:
             self.emit("DialEnd", trunk.fields() + agent.fields("Dest") + [("DialStatus", "CANCEL")])
         for channel in (agent, trunk):
             self._hangup(channel, cause)
+
+    def inbound_calls(self) -> dict[str, str]:
+        """The inbound calls not hung up yet: call id → ``ringing`` or ``up``."""
+        return {call_id: "up" if legs["agent"].state == 6 else "ringing"
+                for call_id, legs in list(self._inbound.items())}
 
     # ------------------------------------------------------------------ protocol
     def handle(self, session: _Session, packet: Fields) -> bool:
