@@ -64,6 +64,15 @@ def validate_form(schema: dict[str, Any], data: Any) -> dict[str, Any]:
     return dict(data)
 
 
+def write_only_fields(schema: dict[str, Any] | None) -> frozenset[str]:
+    """The top-level fields a form marks ``"writeOnly": true`` (e.g. a service password): the
+    engine hands them to the step they are submitted with and keeps them nowhere — not in the
+    case's data, not in the audit trail (see docs/bpmn-conventions.md, "Secrets")."""
+    properties = (schema or {}).get("properties") or {}
+    return frozenset(name for name, node in properties.items()
+                     if isinstance(node, dict) and node.get("writeOnly") is True)
+
+
 def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str, dict[str, Any]]]:
     path = [str(p) for p in error.absolute_path]
     field = path[0] if path else ""

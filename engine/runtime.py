@@ -27,7 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from . import definitions, outbox
 from .clock import LOCAL_TZ, frozen_at
 from .errors import Conflict, Forbidden, InstanceFailed, NotFound, PeerUnavailable, ValidationFailed
-from .forms import validate_form
+from .forms import validate_form, write_only_fields
 from .listeners import StepListener
 from .models import (
     CANCELLED,
@@ -52,6 +52,7 @@ from .workflow_cache import WorkflowCache
 
 log = logging.getLogger("kefu.engine")
 START_FORM_REFERENCE_PREFIX = "kefu.reference_prefix"
+ASSIGN_PROPERTY = "kefu.assign"  # "leader": the task goes to the leader of its group
 
 
 class Engine:
@@ -111,8 +112,10 @@ class Engine:
         start_spec = _start_event(spec)
         start_props = definitions.properties_of(start_spec)
         form_name = start_props.get(definitions.FORM_PROPERTY)
+        secrets: frozenset[str] = frozenset()
         if form_name:
             data = validate_form(forms.get(form_name, {}), data)
+            secrets = write_only_fields(forms.get(form_name))
         if actor is not None and start_spec.lane:
             group_id = self.groups.find(session, start_spec.lane)
             if group_id is not None and not _in_group(actor, group_id):
@@ -131,11 +134,11 @@ class Engine:
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data["reference"] = instance.reference  # texts and letters quote the case number
         record_event(session, "started", at=now, instance_id=instance.id, actor=_name(actor),
-                     message=definition.name, data=_audit_data(data))
+                     message=definition.name, data=_audit_data(data, secrets))
         lane_group = self.groups.find(session, start_spec.lane)
         for listener in self.listeners:
             listener.instance_started(session, instance, start_props, lane_group, now)
-        self._advance(session, instance, workflow, now, actor=actor, new=True)
+        self._advance(session, instance, workflow, now, actor=actor, new=True, secrets=secrets)
         return instance
 
     def complete_task(self, session: Session, task_id: int, data: dict[str, Any], *,
@@ -149,8 +152,9 @@ class Engine:
         instance = task.instance
         if instance.status == SUSPENDED:
             raise Conflict("the case is suspended (挂起); resume it first")
-        forms = self.specs.get(session, instance.definition_id)[2]
-        clean = validate_form(forms.get(task.form_name or "", {}), data)
+        form = self.specs.get(session, instance.definition_id)[2].get(task.form_name or "", {})
+        clean = validate_form(form, data)
+        secrets = write_only_fields(form)
         workflow = self._take_workflow(session, instance)
         try:
             spiff_task = workflow.get_task_from_id(_uuid(task.task_guid))
@@ -169,14 +173,14 @@ class Engine:
             listener.task_closed(session, instance, task, now)
         # Audit rows are added last so that they reach the database in the step's final flush.
         record_event(session, "task_completed", at=now, instance_id=instance.id, task_id=task.id,
-                     actor=actor.username, message=task.title, data=_audit_data(clean))
+                     actor=actor.username, message=task.title, data=_audit_data(clean, secrets))
         spiff_task.data.update(clean)
         try:
             with frozen_at(now):
                 spiff_task.run()
         except WorkflowException as exc:
             raise InstanceFailed(f"{task.title}: {exc}") from exc
-        self._advance(session, instance, workflow, now, actor=actor, open_rows=only_open)
+        self._advance(session, instance, workflow, now, actor=actor, open_rows=only_open, secrets=secrets)
         return task
 
     def claim(self, session: Session, task_id: int, actor: User, now: datetime) -> HumanTask:
@@ -377,7 +381,10 @@ class Engine:
 
     def _advance(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
                  now: datetime, *, actor: User | None, new: bool = False,
-                 open_rows: list[HumanTask] | None = None) -> None:
+                 open_rows: list[HumanTask] | None = None, secrets: frozenset[str] = frozenset()) -> None:
+        """Run the workflow until it waits and write the step. ``secrets``: write-only fields
+        submitted with this step; its inline service tasks may read them, then they are forgotten
+        (removed from every task's data) before anything is stored or cached."""
         calls = ConnectorCalls(self.operations, now, instance.id)
         token = begin_step(calls)
         try:
@@ -389,6 +396,8 @@ class Engine:
             raise InstanceFailed(str(exc)) from exc
         finally:
             end_step(token)
+        if secrets:
+            _forget(workflow, secrets)
         # The jobs the step asked for are written with it (the outbox): never without the step,
         # never twice for one task run (the key is unique).
         for request in calls.requests:
@@ -448,7 +457,11 @@ class Engine:
                         title=(spec.bpmn_name or spec.bpmn_id)[:200],
                         form_name=props.get(definitions.FORM_PROPERTY),
                         group_id=group_id, status=OPEN, created_at=now)
-        row.assignee_id = self._natural_assignee(session, instance, workflow, row, actor)
+        if props.get(ASSIGN_PROPERTY) == "leader" and group_id is not None:
+            group = session.get(Group, group_id)
+            row.assignee_id = group.leader_id if group is not None else None
+        else:
+            row.assignee_id = self._natural_assignee(session, instance, workflow, row, actor)
         session.add(row)
         for listener in self.listeners:
             listener.task_opened(session, instance, row, props, spiff_task.data, now)
@@ -575,10 +588,22 @@ def _uuid(value: str):
     return UUID(value)
 
 
-def _audit_data(data: dict[str, Any]) -> dict[str, Any]:
-    """What the history keeps of submitted data (JSON-safe, long texts cut)."""
+def _forget(workflow: BpmnWorkflow, names: frozenset[str]) -> None:
+    """Remove write-only fields from every task's data (Spiff copies data from task to task)."""
+    for task in workflow.get_tasks():
+        for name in names:
+            task.data.pop(name, None)
+    for name in names:
+        workflow.data.pop(name, None)
+
+
+def _audit_data(data: dict[str, Any], secrets: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """What the history keeps of submitted data (JSON-safe, long texts cut; write-only fields
+    are left out)."""
     out: dict[str, Any] = {}
     for key, value in data.items():
+        if key in secrets:
+            continue
         if isinstance(value, str) and len(value) > 500:
             value = value[:500] + "…"
         out[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)

@@ -12,7 +12,8 @@ from typing import Any
 
 from connectors.base import INLINE, OUTBOX, Call, Operation, PermanentError
 
-from .gateway import BillingGateway
+from . import codes
+from .gateway import BillingGateway, hash_password
 
 
 def _dict(value: Any, name: str) -> dict[str, Any]:
@@ -27,6 +28,39 @@ def _dict(value: Any, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PermanentError(f"parameter {name!r} must be an object, not {type(value).__name__}")
     return value
+
+
+def prepare_order(params: dict[str, Any], call: Call) -> dict[str, Any]:
+    """Check an order the agent is taking, while the customer is on the line.
+
+    ``fields`` holds the form's fields; those the request type does not take are dropped, so one
+    form serves every type. A new service password is hashed here, inside the step, so that only
+    the hash ever reaches the outbox and billing. Returns ``{ok, request_type, params, request_label,
+    summary_zh}`` or ``{ok: False, error_zh}`` (the agent corrects the request)."""
+    request_type = str(params.get("request_type") or "")
+    fields = _dict(params.get("fields"), "fields")
+    required, optional = codes.ORDER_PARAMS.get(request_type, ((), ()))
+    wanted = {*required, *optional, "note"}
+    given = {("numbers" if k == "family_numbers" else k): v for k, v in fields.items()
+             if v not in (None, "", [])}
+    chosen = {k: v for k, v in given.items() if k in wanted}
+    try:
+        checked = codes.validate_order(request_type, chosen)
+    except PermanentError as exc:
+        return {"ok": False, "error_zh": str(exc), "request_type": request_type}
+    if "new_password" in checked:
+        checked["new_password_hash"] = hash_password(checked.pop("new_password"))
+    return {"ok": True, "error_zh": "", "request_type": request_type, "params": checked,
+            "request_label": _short_label(request_type, checked),
+            "summary_zh": codes.describe_order(request_type, checked)}
+
+
+def _short_label(request_type: str, params: dict[str, Any]) -> str:
+    """What the customer asked for in a few words, for texts: ``开通国际漫游``, ``挂失（紧急停机）``."""
+    if request_type in ("feature_on", "feature_off"):
+        verb = "开通" if request_type == "feature_on" else "关闭"
+        return verb + (codes.label(codes.FEATURES, params.get("feature")) or "")
+    return codes.label(codes.REQUEST_TYPES, request_type) or request_type
 
 
 def operations(gateway: BillingGateway) -> list[Operation]:
@@ -65,6 +99,10 @@ def operations(gateway: BillingGateway) -> list[Operation]:
                   description="{can_accept, reasons_zh, advice_zh, message_zh, arrears_fen, blacklisted, …}"),
         Operation("billing.customer_360", "查询客户资料", customer_360, required=("phone",), mode=INLINE,
                   description="Customer, subscription, account, last 3 bills, payments, blacklist; {found}."),
+        Operation("billing.prepare_order", "检查业务受理内容", prepare_order, required=("request_type",),
+                  optional=("fields",), mode=INLINE,
+                  description="Checks a service order's parameters at once: {ok, error_zh, request_type, "
+                              "params, summary_zh}; a new service password comes back hashed."),
         Operation("billing.submit_order", "提交业务受理工单", submit_order,
                   required=("phone", "request_type"), optional=("params", "requested_by"), idempotent=True,
                   mode=OUTBOX, description="Writes one service order for billing (once per job key); "

@@ -513,8 +513,8 @@ def test_operations_run_the_whole_loop(seeded: BillingGateway) -> None:
     ops = {op.name: op for op in operations(seeded)}
     assert {n: (op.mode, op.idempotent) for n, op in ops.items()} == {
         "billing.verify_password": (INLINE, False), "billing.check_standing": (INLINE, False),
-        "billing.customer_360": (INLINE, False), "billing.submit_order": (OUTBOX, True),
-        "billing.await_order": (OUTBOX, True), "billing.submit_change_request": (OUTBOX, True),
+        "billing.customer_360": (INLINE, False), "billing.prepare_order": (INLINE, False),
+        "billing.submit_order": (OUTBOX, True), "billing.await_order": (OUTBOX, True), "billing.submit_change_request": (OUTBOX, True),
         "billing.await_change_request": (OUTBOX, True)}
     assert all(re.search(r"[\u4e00-\u9fff]", op.title) for op in ops.values())
     call = Call(job_id=1, key="job-1-submit", attempt=1, now=T0)
@@ -533,3 +533,19 @@ def test_operations_run_the_whole_loop(seeded: BillingGateway) -> None:
     assert done["status"] == "DONE" and done["summary_zh"] == "开通功能：呼叫转移（转至13312345678）"
     with pytest.raises(PermanentError, match="JSON object"):
         ops["billing.submit_order"].run({**params, "params": "not json"}, call)
+
+
+def test_prepare_order_checks_a_request_and_hashes_a_new_password(seeded: BillingGateway) -> None:
+    prepare = {op.name: op for op in operations(seeded)}["billing.prepare_order"].run
+    call = Call(job_id=0, key="inline", attempt=1, now=T0)
+    fields = {"feature": "intl_roaming", "bill_address": "not for features", "new_password": None}
+    assert prepare({"request_type": "feature_on", "fields": fields}, call) == {
+        "ok": True, "error_zh": "", "request_type": "feature_on", "params": {"feature": "intl_roaming"},
+        "request_label": "开通国际漫游", "summary_zh": "开通功能：国际漫游"}
+    assert prepare({"request_type": "feature_on", "fields": {}}, call)["error_zh"] == "开通功能缺少参数：feature"
+    assert not prepare({"request_type": "change_password", "fields": {"new_password": "123456"}}, call)["ok"]
+    changed = prepare({"request_type": "change_password", "fields": {"new_password": "730519"}}, call)
+    assert "730519" not in str(changed) and changed["params"]["new_password_hash"].startswith("scrypt$")
+    family = prepare({"request_type": "set_family_numbers", "fields": {"family_numbers": "13900000001，13900000002"}},
+                     call)
+    assert family["params"] == {"numbers": ["13900000001", "13900000002"]}

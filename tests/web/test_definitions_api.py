@@ -43,7 +43,7 @@ def test_analyst_deploys_a_new_version_and_both_stay_readable(client, token):
     assert response.status_code == 201, response.get_json()
     assert response.get_json() == {"key": "complaint", "version": 2, "name": "投诉闭环"}
     processes = client.get("/api/v1/processes", headers=token("agent1")).get_json()["items"]
-    assert [(p["key"], p["version"]) for p in processes] == [("complaint", 2)]
+    assert [(p["key"], p["version"]) for p in processes if p["key"] == "complaint"] == [("complaint", 2)]
     v1 = client.get("/api/v1/definitions/complaint/bpmn?version=1", headers=token("agent1"))
     latest = client.get("/api/v1/definitions/complaint/bpmn", headers=token("agent1"))
     assert v1.mimetype == "application/xml" and v1.data == COMPLAINT
@@ -73,7 +73,7 @@ def test_invalid_diagram_is_refused_per_element_in_chinese(client, token):
     assert ("lonely_task", "此用户任务没有设置表单。") in errors
     assert all(e["detail"] for e in body["errors"])  # the engine's own words stay available
     processes = client.get("/api/v1/processes", headers=token("analyst1")).get_json()["items"]
-    assert [p["key"] for p in processes] == ["complaint"]
+    assert "lonely" not in [p["key"] for p in processes]
 
 
 def test_forms_upload_with_the_diagram_and_bad_json_is_refused(client, token):
