@@ -404,7 +404,8 @@ class Engine:
             outbox.enqueue(session, request.operation, request.params,
                            key=outbox.job_key(instance.id, request.task_guid), now=now,
                            instance_id=instance.id, task_guid=request.task_guid,
-                           element_id=request.element_id, result_var=request.result_var, wait=request.wait)
+                           element_id=request.element_id, result_var=request.result_var, wait=request.wait,
+                           priority=request.priority)
         try:
             # The inbox is brought in step before the state is written, all in one flush: the
             # UPDATE of the instance carries the version check, and if it fails the whole step

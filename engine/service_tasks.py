@@ -9,6 +9,8 @@ peer inside the step; ours instead asks the step's :class:`ConnectorCalls` what 
 * any other operation becomes a *connector job request*, written by the engine in the step's own
   transaction (the outbox). The task then waits in Spiff's STARTED state until a worker delivers
   the result — or, for a task marked ``kefu.wait=false`` (a notification), completes at once.
+  ``kefu.priority`` (an expression over the task's data, e.g. ``priority``) orders the job among
+  the due ones: higher runs first (a VIP's callback before the queue of ordinary ones).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser
 from SpiffWorkflow.spiff.specs.defaults import ServiceTask as _SpiffServiceTask
 
 WAIT_PROPERTY = "kefu.wait"
+PRIORITY_PROPERTY = "kefu.priority"
 
 
 @dataclass
@@ -38,6 +41,7 @@ class JobRequest:
     params: dict[str, Any]
     result_var: str
     wait: bool
+    priority: int = 0
 
 
 @dataclass
@@ -80,11 +84,24 @@ class ConnectorServiceTask(_SpiffServiceTask):
         params = {name: value["value"] for name, value in self.evaluate_params(task).items()}
         if operation.mode == "inline":
             return self._run_inline(task, calls, operation, params)
-        wait = str(_properties(self).get(WAIT_PROPERTY, "true")).lower() not in ("false", "no", "0")
+        properties = _properties(self)
+        wait = str(properties.get(WAIT_PROPERTY, "true")).lower() not in ("false", "no", "0")
         calls.requests.append(JobRequest(task_guid=str(task.id), element_id=self.bpmn_id,
                                          operation=self.operation_name, params=params,
-                                         result_var=self.result_variable, wait=wait))
+                                         result_var=self.result_variable, wait=wait,
+                                         priority=self._priority(task, properties.get(PRIORITY_PROPERTY))))
         return None if wait else True
+
+    def _priority(self, task, expression: str | None) -> int:
+        """The job's priority: ``kefu.priority`` evaluated on the task's data (0 when absent)."""
+        if not expression or not str(expression).strip():
+            return 0
+        value = task.workflow.script_engine.evaluate(task, str(expression))
+        try:
+            return int(value or 0)
+        except (TypeError, ValueError) as exc:
+            raise WorkflowException(f"kefu.priority '{expression}' gave {value!r}, not a number",
+                                    task_spec=self) from exc
 
     def _run_inline(self, task, calls: ConnectorCalls, operation: Any, params: dict[str, Any]) -> bool:
         from connectors.base import Call, ConnectorError

@@ -50,7 +50,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     registry = build_registry(app)
     app.extensions["kefu_connectors"] = registry
-    app.extensions["kefu_engine"] = Engine(listeners=[SlaListener()], checks=[check_properties],
+    from .callbacks import AssigneeFromData
+
+    app.extensions["kefu_engine"] = Engine(listeners=[AssigneeFromData(), SlaListener()], checks=[check_properties],
                                            cache_size=app.config["KEFU_WORKFLOW_CACHE"],
                                            operations=registry.operations,
                                            job_threads=app.config["KEFU_JOB_THREADS"])

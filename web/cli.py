@@ -71,9 +71,8 @@ def register(app: Flask) -> None:
     @click.option("--at", "at", help="ISO-8601 time to tick as of (default: now)")
     def tick_command(at: str | None) -> None:
         """Run one tick (timers, SLA scan) as of a given time and print what it did."""
-        from .ticker import tick
-
         from .demo_billing import billing_simulator
+        from .ticker import tick
 
         report = tick(db.session, _engine(), _parse_at(at),
                       billing_simulator=billing_simulator(current_app._get_current_object()))

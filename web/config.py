@@ -38,6 +38,8 @@ def from_environment() -> dict:
         # Unset: a demo billing database in the data dir, with the demo billing simulator.
         "KEFU_BILLING_DEMO": not os.environ.get("KEFU_BILLING_URL"),
         "KEFU_AMI_URL": os.environ.get("KEFU_AMI_URL", ""),
+        # Customers are called back only in these hours (Beijing time); outside, callbacks wait.
+        "KEFU_CALLBACK_HOURS": os.environ.get("KEFU_CALLBACK_HOURS", "08:00-21:00"),
         "KEFU_JOB_THREADS": int(os.environ.get("KEFU_JOB_THREADS", "16")),
         "SECRET_KEY": _secret_key(data_dir),
         "SQLALCHEMY_DATABASE_URI": url,

@@ -50,6 +50,8 @@ def fields_of(schema: dict[str, Any], values: dict[str, Any], errors: dict[str, 
     for name, node in (schema.get("properties") or {}).items():
         kind = _kind(node)
         value = values.get(name)
+        if kind == "secret":
+            value = None  # a secret is never sent back to the browser, not even after an error
         if kind == "datetime" and isinstance(value, str) and value:
             value = _to_local_input(value)
         description = node.get("x-description-en") if locale.startswith("en") else None
@@ -63,6 +65,8 @@ def fields_of(schema: dict[str, Any], values: dict[str, Any], errors: dict[str, 
 
 def _kind(node: dict[str, Any]) -> str:
     kind = node.get("type")
+    if node.get("writeOnly"):
+        return "secret"
     if node.get("oneOf") or node.get("enum"):
         return "select"
     if kind == "boolean":

@@ -377,3 +377,15 @@ def test_the_screen_pop_link_and_the_case_page_open(desk, client):
     task = desk.task("verify")
     body = client.get(f"/tasks/{task['id']}").get_data(as_text=True)
     assert "服务密码" in body
+
+
+def test_the_password_field_is_masked_and_never_echoed(desk, client):
+    client.post("/login", data={"username": "agent1", "password": "kefu-demo"})
+    desk.start(VIP)
+    task = desk.task("verify")
+    body = client.get(f"/tasks/{task['id']}").get_data(as_text=True)
+    assert 'name="service_password" type="password"' in body
+    # A value the form refuses (not 6 digits) comes back with an error but without the value.
+    response = client.post(f"/tasks/{task['id']}/complete", data={"service_password": "12ab9"})
+    page = response.get_data(as_text=True)
+    assert response.status_code in (200, 422) and "12ab9" not in page
