@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as _spiff_timer
@@ -25,6 +26,18 @@ _frozen: ContextVar[datetime | None] = ContextVar("kefu_frozen_now", default=Non
 def utcnow() -> datetime:
     """The current instant in UTC, honouring :func:`frozen_at`."""
     return _frozen.get() or datetime.now(UTC)
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """An ISO-8601 instant with a time zone from case data, else None (not a string, malformed,
+    or naive: a naive time in a case's data is ambiguous, so it is not trusted)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from engine.clock import parse_instant
 from engine.models import HumanTask, ProcessInstance, record_event
 
 from .business_calendar import Calendar, load_calendar
@@ -66,16 +67,6 @@ def start_clock(session: Session, instance: ProcessInstance, policy: Policy, *, 
     return clock
 
 
-def _parse_due(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
-
-
 class SlaListener:
     """The engine's step listener that keeps SLA clocks in step with tasks and cases."""
 
@@ -92,7 +83,7 @@ class SlaListener:
         policy = policy_from_properties(properties)
         if policy is None:
             return
-        explicit = _parse_due(data.get(policy.due_var)) if policy.due_var else None
+        explicit = parse_instant(data.get(policy.due_var)) if policy.due_var else None
         clock = start_clock(session, instance, policy, title=task.title, group_id=task.group_id,
                             now=now, task=task, explicit_due=explicit)
         if instance.status == "suspended":

@@ -83,6 +83,22 @@ def billing(app):
     return gateway
 
 
+# AMI client timings for tests: quick timeouts and reconnects against the loopback peer.
+FAST_AMI = {"ping_interval": 30.0, "action_timeout": 2.0, "connect_timeout": 2.0,
+            "reconnect_initial": 0.05, "reconnect_max": 0.2, "originate_grace": 0.5}
+
+
+@pytest.fixture
+def pbx_app(app, ami_peer):
+    """The test app dialling and listening through the loopback AMI peer (links closed after)."""
+    from web.connectors_setup import use_pbx
+
+    app.config["KEFU_AMI_OPTIONS"] = FAST_AMI
+    pbx = use_pbx(app, ami_peer.url)
+    yield app
+    pbx.close()
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from connectors.base import Call as JobCall
 from connectors.base import PermanentError, TransientError
 from engine import outbox
-from engine.clock import LOCAL_TZ
+from engine.clock import LOCAL_TZ, parse_instant
 from engine.errors import Conflict, KefuError, ValidationFailed
 from engine.models import DONE, HumanTask, ProcessInstance, record_event
 from engine.people import User, members_among
@@ -251,7 +251,7 @@ def op_attempt(params: dict[str, Any], call: JobCall) -> dict[str, Any]:
     outcome = str(result.get("outcome") or "failed")
     attempt = int(params.get("attempt") or 0)
     phone = str(params.get("phone") or "")
-    at = _parse_instant(result.get("attempt_at")) or call.now
+    at = parse_instant(result.get("attempt_at")) or call.now
     uniqueid = str(result.get("uniqueid") or "")
     # The PBX's id when it made a channel; else one of ours (a failed Originate has none).
     call_id = uniqueid if uniqueid and uniqueid != "<null>" else f"cb-{call.instance_id}-{attempt}"
@@ -341,12 +341,3 @@ def op_request(app: Flask, params: dict[str, Any], call: JobCall) -> dict[str, A
         finally:
             db.session.remove()
 
-
-def _parse_instant(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None

@@ -5,9 +5,7 @@ the complaint — and ``POST /api/v1/callbacks``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
@@ -27,28 +25,12 @@ from web.callbacks import CallingHours, start_callback
 from web.telephony import Call, ScreenPop
 from web.ticker import tick
 
-if TYPE_CHECKING:
-    from flask import Flask
-
-    from tests.peers.ami_peer import AmiPeer
-
 PHONE = "13900000001"
-FAST = {"ping_interval": 30.0, "action_timeout": 2.0, "connect_timeout": 2.0,
-        "reconnect_initial": 0.05, "reconnect_max": 0.2, "originate_grace": 0.5}
 NIGHT = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)        # Monday 22:00 in Beijing
 NEXT_MORNING = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # Tuesday 08:00 in Beijing
 SOON = timedelta(seconds=1)  # Spiff fires a timer once its time has passed (not at the instant)
 
 
-@pytest.fixture
-def pbx_app(app: Flask, ami_peer: AmiPeer) -> Iterator[Flask]:
-    """The test app dialling through the loopback AMI peer (links closed after)."""
-    from web.connectors_setup import use_pbx
-
-    app.config["KEFU_AMI_OPTIONS"] = FAST
-    pbx = use_pbx(app, ami_peer.url)
-    yield app
-    pbx.close()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ loopback AMI peer over real TCP, the SSE stream, the CTI API and linking a start
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from engine import outbox
-from tests.conftest import T0
+from tests.conftest import FAST_AMI, T0
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from tests.peers.ami_peer import AmiPeer
 
 CALLER = "13800000001"
-FAST = {"ping_interval": 30.0, "action_timeout": 2.0, "connect_timeout": 2.0,
-        "reconnect_initial": 0.05, "reconnect_max": 0.2, "originate_grace": 0.5}
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
@@ -35,15 +33,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
         time.sleep(0.01)
 
 
-@pytest.fixture
-def pbx_app(app: Flask, ami_peer: AmiPeer) -> Iterator[Flask]:
-    """The test app dialling and listening through the loopback AMI peer (links closed after)."""
-    from web.connectors_setup import use_pbx
-
-    app.config["KEFU_AMI_OPTIONS"] = FAST
-    pbx = use_pbx(app, ami_peer.url)
-    yield app
-    pbx.close()
 
 
 def run_jobs(app: Flask, now: Any) -> outbox.RunReport:
@@ -85,7 +74,7 @@ def test_app_configured_with_ami_url_originates_through_the_outbox(db_url: str, 
     from web.extensions import db
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "KEFU_AMI_URL": ami_peer.url,
-                      "KEFU_AMI_OPTIONS": FAST, "KEFU_BILLING_URL": f"sqlite:///{tmp_path / 'b.db'}"})
+                      "KEFU_AMI_OPTIONS": FAST_AMI, "KEFU_BILLING_URL": f"sqlite:///{tmp_path / 'b.db'}"})
     try:
         with app.app_context():
             db.create_all()
@@ -214,7 +203,7 @@ def test_refused_login_keeps_the_product_running_and_jobs_retry_until_fixed(app:
     from web.connectors_setup import start_links, use_pbx
 
     peer = AmiPeer(secret="right", auth_fail_delay=0.05).start()
-    app.config["KEFU_AMI_OPTIONS"] = {**FAST, "connect_timeout": 0.3}
+    app.config["KEFU_AMI_OPTIONS"] = {**FAST_AMI, "connect_timeout": 0.3}
     pbx = use_pbx(app, peer.url.replace(":right@", ":wrong@"))
     try:
         start_links(app)
