@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from .errors import DefinitionInvalid
 from .models import ProcessDefinition
 from .people import find_group
+from .script_checks import script_errors
 from .serialization import dump_specs, load_specs
 from .service_tasks import is_service_task, make_parser
 
@@ -220,7 +221,9 @@ def deploy(session: Session, xml: bytes, forms: dict[str, Any], *, now: datetime
     previous = latest_version(session, parsed.key)
     if previous is not None:
         forms = {**previous.forms, **forms}
-    errors = flow_errors(xml) + check_definition(session, parsed, forms, checks, operations)
+    root = etree.fromstring(xml, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    errors = (flow_errors(xml) + script_errors(root)
+              + check_definition(session, parsed, forms, checks, operations))
     if errors:
         raise DefinitionInvalid(errors)
     used = _used_forms(parsed)

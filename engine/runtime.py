@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import TaskNotFoundException, WorkflowException
@@ -45,6 +44,7 @@ from .models import (
     record_event,
 )
 from .people import Group, GroupIndex, User, members_among
+from .scripting import make_script_engine
 from .serialization import dump_state, load_state
 from .service_tasks import ConnectorCalls, InlineCallFailed, begin_step, end_step
 from .timers import next_timer_time
@@ -69,7 +69,7 @@ class Engine:
         self.specs = definitions.SpecCache()
         self.workflows = WorkflowCache(cache_size)
         self.groups = GroupIndex()
-        self.script_engine = PythonScriptEngine()
+        self.script_engine = make_script_engine()  # diagrams' scripts run sandboxed
 
     # -- definitions -----------------------------------------------------------------------
     def deploy(self, session: Session, xml: bytes, forms: dict[str, Any], *, now: datetime,

@@ -53,6 +53,7 @@ _MESSAGES: list[tuple[re.Pattern[str], Any]] = [(re.compile(p), m) for p, m in (
     (r"^expected one executable process, found (?P<n>\d+)$",
      _l("A diagram must hold exactly one executable process (found %(n)s).")),
     (r"^BPMN file is too large$", _l("The BPMN file is too large.")),
+    (r"^script refused: (?P<detail>.*)$", _l("This script or expression cannot run in the sandbox: %(detail)s")),
 )]
 
 

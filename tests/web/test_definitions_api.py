@@ -204,3 +204,14 @@ def test_camunda_diagram_deploys_once_it_has_lanes_and_forms(client, token):
                       {"check.schema.json": b'{"type": "object", "properties": {"result": {"type": "string"}}}'})
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["key"] == "network_check"
+
+
+def test_a_diagram_that_would_run_os_commands_is_refused_with_its_element(client, token):
+    xml = NO_LANE.replace(b'<bpmn:userTask id="lonely_task" name="Alone" />',
+                          b'<bpmn:scriptTask id="evil"><bpmn:script>out = __import__("os").popen("id").read()'
+                          b'</bpmn:script></bpmn:scriptTask>').replace(b'"lonely_task"', b'"evil"')
+    response = deploy(client, token("analyst1"), xml)
+    assert response.status_code == 422
+    (error,) = response.get_json()["errors"]
+    assert error["element_id"] == "evil"
+    assert error["message"].startswith("脚本或表达式不能在沙箱中运行")
