@@ -34,10 +34,10 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    UniqueConstraint,
     select,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from connectors.base import Call, ConnectorError, NotReady, PermanentError
@@ -49,9 +49,12 @@ log = logging.getLogger("kefu.outbox")
 
 QUEUED, RUNNING, DELIVERING, DONE, FAILED = "queued", "running", "delivering", "done", "failed"
 # Incident kinds
-EXHAUSTED, REFUSED, OUTCOME_UNKNOWN, UNDELIVERED = "exhausted", "refused", "outcome_unknown", "undelivered"
+EXHAUSTED, REFUSED, OUTCOME_UNKNOWN, UNDELIVERED, UNRECORDED = (
+    "exhausted", "refused", "outcome_unknown", "undelivered", "unrecorded")
 JOBS_QUEUED = "kefu.jobs_queued"
 DELIVERY_TRIES = 10  # a result that cannot be handed to its case this often needs a person
+# How long a peer's id identifies one call: beyond an SMS's validity period (48-72 h at SMSCs).
+REFERENCE_WINDOW = timedelta(days=7)
 
 
 class ConnectorJob(Base):
@@ -106,10 +109,14 @@ class Incident(Base):
 
 class PeerReference(Base):
     """An id a peer gave a job's call (an SMSC message id, a PBX unique id, a billing order key), so
-    that later reports from the peer (delivery receipts, call events) find the job and its case."""
+    that later reports from the peer (delivery receipts, call events) find the job and its case.
+
+    A peer's ids are not unique over time: an SMSC that restarts numbers its messages from 1 again.
+    So the same (kind, ref) may be stored many times, and a report goes to the newest one given
+    within :data:`REFERENCE_WINDOW` (what a restarted peer reports on is what it was given since)."""
 
     __tablename__ = "connector_refs"
-    __table_args__ = (UniqueConstraint("kind", "ref"),)
+    __table_args__ = (Index("ix_connector_refs_ref", "kind", "ref", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
@@ -117,6 +124,7 @@ class PeerReference(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("connector_jobs.id"), index=True)
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
     state: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
 
@@ -291,6 +299,23 @@ class Worker:
         as ``delivering``: handing it to the instance is a separate step (see
         :meth:`deliver_pending`), so a busy case never makes the peer be called twice."""
         outcomes = list(outcomes)
+        try:
+            self._record_batch(session, outcomes, now, report)
+        except SQLAlchemyError:
+            # One outcome that cannot be stored must not take the others with it (their peers were
+            # called: left running they would become "outcome unknown"). Store them one by one.
+            session.rollback()
+            log.exception("recording a batch of %d outcomes failed; recording them one by one", len(outcomes))
+            for outcome in outcomes:
+                try:
+                    self._record_batch(session, [outcome], now, report)
+                except SQLAlchemyError as exc:
+                    session.rollback()
+                    self._record_failed(session, outcome, exc, now, report)
+        report.done += self.deliver_pending(session, now)
+
+    def _record_batch(self, session: Session, outcomes: list[Outcome], now: datetime,
+                      report: RunReport) -> None:
         # One SELECT for the batch (not one per job, each flushing the previous job's changes).
         jobs = {j.id: j for j in session.scalars(
             select(ConnectorJob).where(ConnectorJob.id.in_([o.job.id for o in outcomes] or [-1])))}
@@ -309,7 +334,18 @@ class Worker:
                 self._done(session, job, now)
                 report.done += 1
         session.commit()
-        report.done += self.deliver_pending(session, now)
+
+    def _record_failed(self, session: Session, outcome: Outcome, exc: Exception, now: datetime,
+                       report: RunReport) -> None:
+        """The outcome of one call cannot be stored: an incident that says what is known."""
+        job = session.get(ConnectorJob, outcome.job.id)
+        if job is None or job.status != RUNNING:
+            return
+        called = "the peer answered" if outcome.error is None else f"the peer failed ({_describe(outcome.error)})"
+        open_incident(session, job, UNRECORDED,
+                      f"{called}, but storing the outcome failed: {_describe(exc)}"[:2000], now)
+        session.commit()
+        report.incidents += 1
 
     def deliver_pending(self, session: Session, now: datetime, limit: int = 500) -> int:
         """Hand stored results to their waiting instances, one committed step each. A delivery that
@@ -461,15 +497,18 @@ def add_references(session: Session, job: ConnectorJob, kind: str, refs: Iterabl
                    now: datetime) -> None:
     for ref in refs:
         session.add(PeerReference(kind=kind, ref=str(ref)[:80], job_id=job.id, instance_id=job.instance_id,
-                                  state=state, updated_at=now))
+                                  state=state, created_at=now, updated_at=now))
 
 
 def update_reference(session: Session, kind: str, ref: str, state: str, now: datetime,
                      detail: dict[str, Any] | None = None) -> PeerReference | None:
     """A peer reported on one of its ids (e.g. a delivery receipt): store the state and put it on the
-    case's history. Unknown ids (another system's, or from before a reset) are ignored."""
-    row = session.scalars(select(PeerReference).where(PeerReference.kind == kind,
-                                                      PeerReference.ref == ref)).first()
+    case's history. The report belongs to the newest call the peer gave that id within
+    :data:`REFERENCE_WINDOW`; unknown ids (another system's, or older) are ignored."""
+    row = session.scalars(select(PeerReference).where(
+        PeerReference.kind == kind, PeerReference.ref == ref,
+        PeerReference.created_at >= now - REFERENCE_WINDOW)
+        .order_by(PeerReference.id.desc()).limit(1)).first()
     if row is None:
         return None
     row.state, row.updated_at = state, now

@@ -255,3 +255,46 @@ def test_many_jobs_run_concurrently_each_exactly_once(ctx, peer):
     assert report.done == 60
     assert sorted(c[1]["text"] for c in peer.calls) == sorted(f"m{i}" for i in range(60))
 
+
+
+def test_one_outcome_that_cannot_be_stored_does_not_roll_back_the_batch(ctx, peer):
+    session, engine = ctx
+    good = [_start(session, engine, text=f"第{i}条") for i in range(3)]
+    bad = _start(session, engine, text="坏结果")
+    original = peer.echo
+
+    def echo(params, call):
+        result = original(params, call)
+        if params["text"] == "坏结果":
+            result["unstorable"] = {1, 2}  # a set: the JSON column refuses it at flush
+        return result
+
+    engine.operations["test.echo"] = Operation("test.echo", "回显", echo, required=("text",))
+    report = engine.run_jobs(session, T0)
+    assert report.done == 3 and report.incidents == 1
+    for instance in good:
+        (job,) = _jobs(session, instance.id)
+        assert job.status == "done"
+    (job,) = _jobs(session, bad.id)
+    (incident,) = outbox.open_incidents(session)
+    assert job.status == "failed" and incident.kind == "unrecorded"
+    assert "the peer answered" in incident.message
+    assert len(peer.calls) == 4  # every peer was called once, none again
+
+
+def test_a_peer_id_given_again_after_a_restart_reports_on_the_newest_call(ctx, peer):
+    session, engine = ctx
+    first, second = _start(session, engine, text="一"), _start(session, engine, text="二")
+    engine.run_jobs(session, T0)
+    jobs = [_jobs(session, first.id)[0], _jobs(session, second.id)[0]]
+    outbox.add_references(session, jobs[0], "smpp", ["0000000001"], "submitted", T0)
+    session.commit()
+    later = T0 + timedelta(hours=1)
+    outbox.add_references(session, jobs[1], "smpp", ["0000000001"], "submitted", later)  # same id again
+    session.commit()
+    row = outbox.update_reference(session, "smpp", "0000000001", "delivered", later)
+    assert row.instance_id == second.id
+    session.commit()
+    # Beyond the window an id names no call any more.
+    assert outbox.update_reference(session, "smpp", "0000000001", "delivered",
+                                   later + outbox.REFERENCE_WINDOW + timedelta(minutes=1)) is None

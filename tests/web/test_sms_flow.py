@@ -17,6 +17,16 @@ from web.connectors_setup import start_links, use_smsc
 from web.ticker import tick
 
 
+def _wait_for_receipt(session, engine, instance_id, now, count=1):
+    for _ in range(200):
+        time.sleep(0.05)
+        tick(session, engine, now)
+        kinds = [e.kind for e in instance_events(session, instance_id)]
+        if kinds.count("smpp_delivered") >= count:
+            return kinds
+    pytest.fail("no delivery receipt reached the case")
+
+
 @pytest.fixture
 def sms_ctx(app, ctx, smsc):
     use_smsc(app, smsc.url)
@@ -138,3 +148,39 @@ def test_escalations_text_the_supervisor(sms_ctx):
     leader_phone = user_by_name(session, "leader1").phone
     texts = smsc.wait_for(lambda p: [m for m in p.messages() if m["destination"] == leader_phone] or None)
     assert "升级L1" in texts[0]["text"] and "首次答复" in texts[0]["text"]
+
+
+def test_an_smsc_restart_that_reuses_message_ids_strands_nothing(sms_ctx, smsc_factory):
+    session, engine, smsc = sms_ctx
+    agent = user_by_name(session, "agent1")
+    first = engine.start(session, "complaint", INTAKE, actor=agent, now=T0)
+    session.commit()
+    tick(session, engine, T0)
+    (before,) = smsc.wait_for(lambda p: p.parts())
+    _wait_for_receipt(session, engine, first.id, T0)
+
+    # The SMSC restarts on the same port and numbers its messages from 1 again.
+    port = smsc.smpp_port
+    smsc.stop()
+    restarted = smsc_factory(port=port)
+    later = T0 + timedelta(minutes=5)
+    second = engine.start(session, "complaint", {**INTAKE, "customer_phone": "13800000008",
+                                                  "contact_phone": "13800000008"}, actor=agent, now=later)
+    session.commit()
+    for _ in range(200):
+        tick(session, engine, later)
+        if restarted.parts():
+            break
+        time.sleep(0.05)
+    (after,) = restarted.wait_for(lambda p: p.parts())
+    assert after["message_id"] == before["message_id"]  # the id is given again
+    _wait_for_receipt(session, engine, second.id, later)
+
+    session.expire_all()
+    assert outbox.open_incidents(session) == []
+    for instance in (first, second):
+        jobs = [j for j in outbox.jobs_of_instance(session, instance.id) if j.operation == "sms.send"]
+        assert [j.status for j in jobs] == ["done"]
+    # Each receipt is on its own case's history, once.
+    assert [e.kind for e in instance_events(session, first.id)].count("smpp_delivered") == 1
+    assert [e.kind for e in instance_events(session, second.id)].count("smpp_delivered") == 1
