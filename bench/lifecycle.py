@@ -53,6 +53,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from engine import unit_of_work
 from engine.models import ProcessInstance, open_tasks_of_instance
 from engine.people import User
 from engine.runtime import Engine
@@ -120,6 +121,7 @@ class KefuRun:
     def __init__(self, db, cache_size: int | None) -> None:
         self.db = db
         kwargs = {} if cache_size is None else {"cache_size": cache_size}
+        unit_of_work.install()  # the workflow cache is filled after each step's commit
         self.engine = Engine(listeners=[SlaListener()], checks=[check_properties], **kwargs)
         with Session(db, expire_on_commit=False) as session:
             self.users = create_people(session)

@@ -51,7 +51,6 @@ QUEUED, RUNNING, DELIVERING, DONE, FAILED = "queued", "running", "delivering", "
 # Incident kinds
 EXHAUSTED, REFUSED, OUTCOME_UNKNOWN, UNDELIVERED, UNRECORDED = (
     "exhausted", "refused", "outcome_unknown", "undelivered", "unrecorded")
-JOBS_QUEUED = "kefu.jobs_queued"
 DELIVERY_TRIES = 10  # a result that cannot be handed to its case this often needs a person
 # How long a peer's id identifies one call: beyond an SMS's validity period (48-72 h at SMSCs).
 REFERENCE_WINDOW = timedelta(days=7)
@@ -192,14 +191,7 @@ def enqueue(session: Session, operation: str, params: dict[str, Any], *, key: st
                        status=QUEUED, attempts=0, max_attempts=max_attempts, next_run_at=now,
                        created_at=now)
     session.add(job)
-    session.info[JOBS_QUEUED] = True  # see on_jobs_committed
     return job
-
-
-def on_jobs_committed(session: Session) -> bool:
-    """True (once) when the transaction just committed on ``session`` queued jobs: a running
-    product wakes its worker then, instead of waiting for the next tick."""
-    return bool(session.info.pop(JOBS_QUEUED, False))
 
 
 def job_key(instance_id: int, task_guid: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from .scripting import make_script_engine
 from .serialization import dump_state, load_state
 from .service_tasks import ConnectorCalls, InlineCallFailed, begin_step, end_step
 from .timers import next_timer_time
+from .unit_of_work import after_commit
 from .workflow_cache import WorkflowCache
 
 log = logging.getLogger("kefu.engine")
@@ -70,6 +71,9 @@ class Engine:
         self.workflows = WorkflowCache(cache_size)
         self.groups = GroupIndex()
         self.script_engine = make_script_engine()  # diagrams' scripts run sandboxed
+        # Called after the commit of a step that queued connector jobs (the running product wakes
+        # its job worker with it instead of waiting for the next tick); set by the composition root.
+        self.on_jobs_queued: Callable[[], None] | None = None
 
     # -- definitions -----------------------------------------------------------------------
     def deploy(self, session: Session, xml: bytes, forms: dict[str, Any], *, now: datetime,
@@ -406,6 +410,8 @@ class Engine:
                            instance_id=instance.id, task_guid=request.task_guid,
                            element_id=request.element_id, result_var=request.result_var, wait=request.wait,
                            priority=request.priority)
+        if calls.requests and self.on_jobs_queued is not None:
+            after_commit(session, self.on_jobs_queued, key="jobs_queued")
         try:
             # The inbox is brought in step before the state is written, all in one flush: the
             # UPDATE of the instance carries the version check, and if it fails the whole step

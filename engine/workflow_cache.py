@@ -11,10 +11,9 @@ import threading
 from collections import OrderedDict
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-_PENDING_KEY = "kefu_pending_workflows"
+from .unit_of_work import after_commit
 
 
 class WorkflowCache:
@@ -46,20 +45,10 @@ class WorkflowCache:
     def put_after_commit(self, session: Session, instance_id: int, version: int,
                          workflow: BpmnWorkflow) -> None:
         """Cache this workflow once (and only if) the session's transaction commits."""
-        pending = session.info.setdefault(_PENDING_KEY, {})
-        pending[instance_id] = (self, version, workflow)
+        after_commit(session, lambda: self.put(instance_id, version, workflow),
+                     key=("workflow", id(self), instance_id))
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
 
-
-@event.listens_for(Session, "after_commit")
-def _publish(session: Session) -> None:
-    for instance_id, (cache, version, workflow) in session.info.pop(_PENDING_KEY, {}).items():
-        cache.put(instance_id, version, workflow)
-
-
-@event.listens_for(Session, "after_rollback")
-def _discard(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)

@@ -37,7 +37,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
     db.init_app(app)
+    from engine import unit_of_work
     from engine.database import configure
+
+    unit_of_work.install()  # post-commit effects (engine/unit_of_work.py)
 
     with app.app_context():
         configure(db.engine)

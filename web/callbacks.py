@@ -329,7 +329,7 @@ def op_request(app: Flask, params: dict[str, Any], call: JobCall) -> dict[str, A
                                          priority=int(params.get("priority") or 0), now=call.now, origin=origin)
             session.add(outbox.PeerReference(kind="callback", ref=instance.reference or str(instance.id),
                                              job_id=call.job_id, instance_id=call.instance_id,
-                                             state="started", updated_at=call.now))
+                                             state="started", created_at=call.now, updated_at=call.now))
             session.commit()
             return {"instance_id": instance.id, "reference": instance.reference, "created": True}
         except ValidationFailed as exc:  # the request itself is wrong: retrying will not help

@@ -15,10 +15,8 @@ import uuid
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
-from engine import lease, outbox
+from engine import lease
 from engine.clock import utcnow
 
 from .extensions import db
@@ -67,11 +65,7 @@ def start_job_waker(app: Flask) -> threading.Event:
     wake = threading.Event()
     seconds = app.config["KEFU_TICK_SECONDS"]
 
-    def committed(session: Session) -> None:
-        if outbox.on_jobs_committed(session):
-            wake.set()
-
-    event.listen(Session, "after_commit", committed)
+    app.extensions["kefu_engine"].on_jobs_queued = wake.set
 
     def loop() -> None:
         from .inbound import process_inbound

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import Flask
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, event, select
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.routing import BuildError
@@ -26,11 +26,11 @@ from werkzeug.routing import BuildError
 from engine.clock import utcnow
 from engine.db import Base
 from engine.people import User
+from engine.unit_of_work import after_commit
 
 log = logging.getLogger("kefu.calls")
 INBOUND, OUTBOUND = "inbound", "outbound"
 INBOUND_CALL = "inbound_call"   # ScreenPop.kind of a ringing call (also the 360 page's ``reason``)
-_POPS_QUEUED = "kefu_pops_queued"
 LEVEL_LOOKUP_SECONDS = 0.3      # the pop does not wait longer for the caller's customer level
 
 
@@ -115,17 +115,6 @@ class PopSignal:
 pop_signal = PopSignal()
 
 
-@event.listens_for(Session, "after_commit")
-def _pops_committed(session: Session) -> None:
-    if session.info.pop(_POPS_QUEUED, False):
-        pop_signal.notify()
-
-
-@event.listens_for(Session, "after_rollback")
-def _pops_rolled_back(session: Session) -> None:
-    session.info.pop(_POPS_QUEUED, None)
-
-
 def push_pop(session: Session, *, user_id: int, kind: str, title: str, url: str, now: datetime,
              payload: dict | None = None, call_id: int | None = None) -> ScreenPop:
     """Add a screen pop for one user (the caller commits; the commit wakes the open streams)."""
@@ -133,7 +122,7 @@ def push_pop(session: Session, *, user_id: int, kind: str, title: str, url: str,
                     call_id=call_id, created_at=now)
     session.add(pop)
     session.flush()
-    session.info[_POPS_QUEUED] = True
+    after_commit(session, pop_signal.notify, key="screen_pops")
     return pop
 
 
