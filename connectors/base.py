@@ -44,6 +44,9 @@ class Call:
     attempt: int      # 1 for the first try
     now: datetime
     instance_id: int | None = None
+    # The step's database session, for the product's own operations that run inline (mode inline)
+    # and write with the step; None for jobs run by a worker.
+    session: Any = None
 
 
 @dataclass(frozen=True)

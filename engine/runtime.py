@@ -389,7 +389,7 @@ class Engine:
         """Run the workflow until it waits and write the step. ``secrets``: write-only fields
         submitted with this step; its inline service tasks may read them, then they are forgotten
         (removed from every task's data) before anything is stored or cached."""
-        calls = ConnectorCalls(self.operations, now, instance.id)
+        calls = ConnectorCalls(self.operations, now, instance.id, session=session)
         token = begin_step(calls)
         try:
             with frozen_at(now):

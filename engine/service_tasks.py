@@ -51,6 +51,7 @@ class ConnectorCalls:
     operations: dict[str, Any]
     now: datetime
     instance_id: int | None = None
+    session: Any = None  # the step's session (inline product operations write with the step)
     requests: list[JobRequest] = field(default_factory=list)
 
 
@@ -107,7 +108,7 @@ class ConnectorServiceTask(_SpiffServiceTask):
         from connectors.base import Call, ConnectorError
 
         call = Call(job_id=0, key=f"inline-{task.id}", attempt=1, now=calls.now,
-                    instance_id=calls.instance_id)
+                    instance_id=calls.instance_id, session=calls.session)
         try:
             task.data[self.result_variable] = operation.run(params, call)
         except ConnectorError as exc:

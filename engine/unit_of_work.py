@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -23,6 +24,9 @@ log = logging.getLogger("kefu.unit_of_work")
 _EFFECTS = "kefu.after_commit"
 
 Effect = Callable[[], None]
+# Opens a unit of work of its own (a worker thread's, a PBX event's): ``with sessions() as s: …``.
+# The caller commits; leaving the block rolls back what was not committed and closes the session.
+Sessions = Callable[[], AbstractContextManager[Session]]
 
 
 def after_commit(session: Session, effect: Effect, *, key: object | None = None) -> None:

@@ -15,12 +15,12 @@ from engine import models as _engine_models  # noqa: F401  (registers tables)
 from engine import outbox as _outbox  # noqa: F401  (registers tables)
 from engine.lease import SchedulerLease  # noqa: F401
 from engine.runtime import Engine
+from processes import telephony as _telephony  # noqa: F401  (registers tables)
 from slas import models as _sla_models  # noqa: F401
 from slas.clocks import SlaListener
 from slas.policies import check_properties
 
 from . import config
-from . import telephony as _telephony  # noqa: F401  (registers tables)
 from .extensions import babel, csrf, db, login_manager, migrate
 
 
@@ -53,7 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     registry = build_registry(app)
     app.extensions["kefu_connectors"] = registry
-    from .callbacks import AssigneeFromData
+    from processes.outbound_calls import AssigneeFromData
 
     app.extensions["kefu_engine"] = Engine(listeners=[AssigneeFromData(), SlaListener()], checks=[check_properties],
                                            cache_size=app.config["KEFU_WORKFLOW_CACHE"],

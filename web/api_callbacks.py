@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from engine.clock import utcnow
 from engine.models import ProcessInstance
+from processes import outbound_calls as callbacks
 
-from . import callbacks
 from .api import api_login_required, bp
 from .errors import error_response
 from .extensions import db

@@ -13,8 +13,8 @@ from typing import Any
 from flask import current_app, g, jsonify, request
 
 from engine.clock import utcnow
+from processes import telephony
 
-from . import telephony
 from .api import api_login_required, bp
 from .errors import error_response
 from .extensions import db
@@ -63,9 +63,9 @@ def inbound_call():
         return error_response(422, "unknown_extension",
                               f"no active user has extension {fields['extension']}",
                               fields={"extension": "no active user has this extension"})
-    level = telephony.customer_level(current_app, fields["caller"])
+    level = telephony.customer_level(current_app.extensions.get("kefu_billing"), fields["caller"])
     call, pop = telephony.record_inbound(
-        db.session, current_app, caller=fields["caller"], extension=fields["extension"],
+        db.session, caller=fields["caller"], extension=fields["extension"],
         call_id=fields["call_id"] or f"api-{uuid.uuid4().hex}", now=utcnow(), source="api", agent=agent,
         recording_ref=fields["recording_ref"], level=level)
     db.session.commit()

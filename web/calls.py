@@ -25,10 +25,10 @@ from sqlalchemy import select
 from engine.clock import utcnow
 from engine.models import ProcessInstance
 from engine.people import User
+from processes.telephony import Call, CallCase, customer_url, last_pop_id, pop_json, pop_signal, pops_after
 
 from .access import roles_required
 from .extensions import db
-from .telephony import Call, CallCase, customer_url, last_pop_id, pop_json, pop_signal, pops_after
 
 bp = Blueprint("calls", __name__)
 POLL_SECONDS = 1.0        # the database check for pops written by other processes
@@ -52,7 +52,7 @@ def _pop_stream() -> dict[str, Any]:
         return {"url": url_for("calls.stream"), "last": last}
 
     def customer_link(phone: str, call: int | None = None) -> str:
-        return customer_url(current_app, phone, call, reason="call")
+        return customer_url(phone, call, reason="call")
 
     return {"pop_stream": pop_stream, "customer_link": customer_link}
 

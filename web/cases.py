@@ -21,13 +21,13 @@ from engine.models import (
     record_event,
 )
 from engine.people import User
+from processes.telephony import Call, CallCase
 from slas.models import Escalation, clocks_of_instance
 
 from .access import roles_required
 from .errors import localized_fields
 from .extensions import db
 from .schema_forms import LOCAL, coerce, field_catalog, fields_of
-from .telephony import Call, CallCase
 from .views_helpers import engine, locale
 
 bp = Blueprint("cases", __name__)

@@ -19,7 +19,7 @@ from connectors.base import Registry, TransientError
 from engine import outbox
 from engine.clock import utcnow
 
-from .extensions import db
+from .extensions import app_sessions, db
 
 log = logging.getLogger("kefu.connectors")
 
@@ -112,9 +112,12 @@ def build_registry(app: Flask) -> Registry:
     registry.add(billing_operations(billing), close=billing.close)
     app.extensions["kefu_billing"] = billing
     _add_pbx(app, registry, starters)
-    from .product_operations import operations as product_operations
+    from processes.outbound_call_operations import operations as product_operations
+    from processes.outbound_calls import CallingHours
 
-    registry.add(product_operations(app))
+    hours = CallingHours.parse(str(app.config.get("KEFU_CALLBACK_HOURS") or "08:00-21:00"))
+    registry.add(product_operations(hours, app.extensions.get("kefu_billing"), app_sessions(app),
+                                    lambda: app.extensions["kefu_engine"]))
     app.extensions["kefu_connector_starters"] = starters
     return registry
 
@@ -188,7 +191,7 @@ class LazyPbx:
         self._queue.put(("ended", record))
 
     def _work(self) -> None:
-        from . import telephony
+        from processes import telephony
 
         while True:
             item = self._queue.get()
@@ -198,10 +201,10 @@ class LazyPbx:
             try:
                 if kind == "ringing":
                     caller, extension, call_id = value
-                    telephony.inbound_ringing(self.app, caller=caller, extension=extension,
-                                              call_id=call_id, source="ami")
+                    telephony.inbound_ringing(app_sessions(self.app), self.app.extensions.get("kefu_billing"),
+                                              caller=caller, extension=extension, call_id=call_id, source="ami")
                 else:
-                    telephony.call_ended(self.app, value)
+                    telephony.call_ended(app_sessions(self.app), value)
             except Exception:  # one bad event must not stop the recording of later calls
                 log.exception("recording PBX %s event failed", kind)
 

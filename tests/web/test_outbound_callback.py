@@ -20,9 +20,9 @@ from engine.models import (
     open_tasks_of_instance,
 )
 from engine.people import user_by_name
+from processes.outbound_calls import CallingHours, start_callback
+from processes.telephony import Call, ScreenPop
 from tests.conftest import INTAKE, T0
-from web.callbacks import CallingHours, start_callback
-from web.telephony import Call, ScreenPop
 from web.ticker import tick
 
 PHONE = "13900000001"

@@ -134,7 +134,7 @@ def linked_app(pbx_app: Flask) -> Flask:
 
 
 def test_outbound_call_of_a_job_is_recorded_when_it_ends(linked_app: Flask) -> None:
-    from web.telephony import Call
+    from processes.telephony import Call
 
     enqueue_originate(linked_app, "13800000005")
     assert run_jobs(linked_app, T0).done == 1
@@ -147,7 +147,7 @@ def test_outbound_call_of_a_job_is_recorded_when_it_ends(linked_app: Flask) -> N
 # --------------------------------------------------------------------------- inbound over AMI
 def test_inbound_ringing_records_the_call_and_pops_for_that_agent_only(linked_app: Flask,
                                                                         ami_peer: AmiPeer) -> None:
-    from web.telephony import Call, ScreenPop
+    from processes.telephony import Call, ScreenPop
 
     agent1, agent2 = user_id(linked_app, "agent1"), user_id(linked_app, "agent2")
     call_id = ami_peer.ring_inbound(CALLER, "8001")
@@ -171,7 +171,7 @@ def test_inbound_ringing_records_the_call_and_pops_for_that_agent_only(linked_ap
 
 
 def test_a_caller_who_gives_up_is_recorded_as_abandoned(linked_app: Flask, ami_peer: AmiPeer) -> None:
-    from web.telephony import Call
+    from processes.telephony import Call
 
     call_id = ami_peer.ring_inbound(CALLER, "8002")
     wait_until(lambda: rows(linked_app, Call))
@@ -182,7 +182,7 @@ def test_a_caller_who_gives_up_is_recorded_as_abandoned(linked_app: Flask, ami_p
 
 def test_link_drop_during_a_call_reconnects_and_later_events_are_processed(linked_app: Flask,
                                                                            ami_peer: AmiPeer) -> None:
-    from web.telephony import Call, ScreenPop
+    from processes.telephony import Call, ScreenPop
 
     pbx = pbx_of(linked_app)
     call_id = ami_peer.ring_inbound(CALLER, "8001")
@@ -283,8 +283,8 @@ def test_stream_delivers_the_pop_to_the_addressed_agent_only(linked_app: Flask, 
 
 def test_stream_resumes_after_the_last_event_id(app: Flask) -> None:
     from engine.clock import utcnow
+    from processes.telephony import push_pop
     from web.extensions import db
-    from web.telephony import push_pop
 
     app.config["KEFU_POP_STREAM_SECONDS"] = 0.2
     agent1 = user_id(app, "agent1")
@@ -317,7 +317,7 @@ def test_pages_of_agents_with_an_extension_open_the_stream(app: Flask) -> None:
 
 # --------------------------------------------------------------------------- the CTI API
 def test_api_inbound_call_records_pops_and_is_idempotent(app: Flask, client: Any, token: Any) -> None:
-    from web.telephony import Call, ScreenPop
+    from processes.telephony import Call, ScreenPop
 
     body = {"caller": "138-0000-0001", "extension": "8002", "call_id": "cti-42", "recording_ref": "rec/42.wav"}
     response = client.post("/api/v1/calls/inbound", json=body, headers=token("agent1"))
@@ -364,8 +364,8 @@ def test_api_inbound_call_needs_an_agent_or_admin_token(client: Any, token: Any)
 # --------------------------------------------------------------------------- a case started from a call
 def test_complaint_started_from_a_call_is_linked_to_it(app: Flask, client: Any, token: Any) -> None:
     from engine.models import AuditEvent, ProcessInstance
+    from processes.telephony import CallCase
     from tests.conftest import INTAKE
-    from web.telephony import CallCase
 
     call = client.post("/api/v1/calls/inbound", json={"caller": "13800000009", "extension": "8001"},
                        headers=token("admin")).get_json()["call"]
@@ -390,7 +390,7 @@ def test_complaint_started_from_a_call_is_linked_to_it(app: Flask, client: Any, 
 
 def test_pop_carries_the_callers_customer_level_when_billing_knows_it(app: Flask, client: Any, token: Any,
                                                                        billing: Any) -> None:
-    from web.telephony import ScreenPop
+    from processes.telephony import ScreenPop
 
     response = client.post("/api/v1/calls/inbound", json={"caller": "13800000001", "extension": "8001"},
                            headers=token("agent1"))

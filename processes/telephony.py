@@ -17,16 +17,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from flask import Flask
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from werkzeug.routing import BuildError
 
 from engine.clock import utcnow
 from engine.db import Base
 from engine.people import User
-from engine.unit_of_work import after_commit
+from engine.unit_of_work import Sessions, after_commit
 
 log = logging.getLogger("kefu.calls")
 INBOUND, OUTBOUND = "inbound", "outbound"
@@ -153,17 +151,12 @@ def agent_for_extension(session: Session, extension: str) -> User | None:
                            .order_by(User.id).limit(1)).first()
 
 
-def customer_url(app: Flask, phone: str, call: int | None = None, reason: str = INBOUND_CALL) -> str:
-    """The caller's customer 360 page (a relative URL; built without a request)."""
-    args: dict[str, Any] = {"phone": phone, "reason": reason}
+def customer_url(phone: str, call: int | None = None, reason: str = INBOUND_CALL) -> str:
+    """The caller's customer 360 page (a relative URL; the web's customers.view route)."""
+    args: dict[str, Any] = {"reason": reason}
     if call is not None:
         args["call"] = call
-    adapter = app.url_map.bind("localhost", script_name=app.config.get("APPLICATION_ROOT") or "/")
-    try:
-        return adapter.build("customers.view", args)
-    except BuildError:  # the 360 page is not there (a trimmed app): same path, by hand
-        query = urlencode({k: v for k, v in args.items() if k != "phone"})
-        return f"/customers/{quote(phone)}?{query}"
+    return f"/customers/{quote(phone, safe='')}?{urlencode(args)}"
 
 
 def mask_caller(number: str) -> str:
@@ -176,9 +169,9 @@ def mask_caller(number: str) -> str:
 _lookups = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kefu-level")
 
 
-def customer_level(app: Flask, phone: str) -> dict[str, str] | None:
-    """The caller's customer level from billing, if it answers within a fraction of a second."""
-    gateway = app.extensions.get("kefu_billing")
+def customer_level(gateway: Any, phone: str) -> dict[str, str] | None:
+    """The caller's customer level from billing (a BillingGateway, or None when there is none),
+    if it answers within a fraction of a second."""
     if gateway is None:
         return None
 
@@ -219,7 +212,7 @@ def _upsert_call(session: Session, call_id: str, values: dict[str, Any]) -> tupl
     return call, True
 
 
-def record_inbound(session: Session, app: Flask, *, caller: str, extension: str, call_id: str,
+def record_inbound(session: Session, *, caller: str, extension: str, call_id: str,
                    now: datetime, source: str, agent: User | None = None,
                    recording_ref: str | None = None, level: dict[str, str] | None = None
                    ) -> tuple[Call, ScreenPop | None]:
@@ -245,68 +238,52 @@ def record_inbound(session: Session, app: Flask, *, caller: str, extension: str,
     if level:
         payload.update(level)
     pop = push_pop(session, user_id=agent.id, kind=INBOUND_CALL, title=f"来电 {caller}",
-                   url=customer_url(app, caller, call.id), now=now, payload=payload, call_id=call.id)
+                   url=customer_url(caller, call.id), now=now, payload=payload, call_id=call.id)
     return call, pop
 
 
-def inbound_ringing(app: Flask, *, caller: str, extension: str, call_id: str, source: str) -> None:
+def inbound_ringing(sessions: Sessions, billing: Any, *, caller: str, extension: str, call_id: str,
+                    source: str) -> None:
     """A PBX event: ``caller`` rings ``extension`` (runs on the PBX worker thread)."""
-    from .extensions import db
-
-    level = customer_level(app, caller) if caller else None
-    with app.app_context():
-        try:
-            call, pop = record_inbound(db.session, app, caller=caller or "unknown", extension=extension,
-                                       call_id=call_id, now=utcnow(), source=source, level=level)
-            db.session.commit()
-            if pop is None and call.agent_id is None:
-                log.info("inbound call %s rings extension %s, which no active user has", call_id, extension)
-        except Exception:
-            db.session.rollback()
-            raise
-        finally:
-            db.session.remove()
+    level = customer_level(billing, caller) if caller else None
+    with sessions() as session:
+        call, pop = record_inbound(session, caller=caller or "unknown", extension=extension,
+                                   call_id=call_id, now=utcnow(), source=source, level=level)
+        session.commit()
+        if pop is None and call.agent_id is None:
+            log.info("inbound call %s rings extension %s, which no active user has", call_id, extension)
 
 
 OUTCOMES = {16: "answered", 17: "busy", 19: "no_answer", 18: "no_answer", 34: "congested", 1: "failed"}
 
 
-def call_ended(app: Flask, record: Any) -> None:
+def call_ended(sessions: Sessions, record: Any) -> None:
     """A PBX event: a call hung up (``connectors.pbx.CallRecord``); completes its row.
 
     Outbound calls that were answered are recorded too (or completed, when a callback wrote the
     row first with the originate's Uniqueid as ``call_id``); unanswered dials are left to the
     callback process, which records every attempt with its outcome."""
-    from .extensions import db
-
-    with app.app_context():
-        try:
-            session = db.session
-            if (record.direction == OUTBOUND and record.answered_at is None
-                    and session.scalar(select(Call.id).where(Call.call_id == record.call_id)) is None):
-                return  # an unanswered dial: the callback process records its attempts itself
-            agent = agent_for_extension(session, record.extension) if record.extension else None
-            call, _created = _upsert_call(session, record.call_id, {
-                "direction": record.direction, "customer_number": record.customer_number or "unknown",
-                "extension": record.extension or None, "agent_id": agent.id if agent else None,
-                "source": "ami", "started_at": record.started_at or utcnow()})
-            call.answered_at = call.answered_at or record.answered_at
-            call.ended_at = record.ended_at or utcnow()
-            if call.answered_at is not None:
-                call.outcome = "answered"
-            elif record.direction == INBOUND:
-                call.outcome = "abandoned" if record.cause in (None, 16, 127) else \
-                    OUTCOMES.get(record.cause or 0, "missed")
-            else:
-                call.outcome = OUTCOMES.get(record.cause or 0, "failed")
-            if record.cause is not None:
-                call.hangup_cause = f"{record.cause} {record.cause_txt}".strip()[:60]
-            recording = getattr(record, "recording_ref", "")
-            if recording and not call.recording_ref:
-                call.recording_ref = recording[:200]
-            session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
-        finally:
-            db.session.remove()
+    with sessions() as session:
+        if (record.direction == OUTBOUND and record.answered_at is None
+                and session.scalar(select(Call.id).where(Call.call_id == record.call_id)) is None):
+            return  # an unanswered dial: the callback process records its attempts itself
+        agent = agent_for_extension(session, record.extension) if record.extension else None
+        call, _created = _upsert_call(session, record.call_id, {
+            "direction": record.direction, "customer_number": record.customer_number or "unknown",
+            "extension": record.extension or None, "agent_id": agent.id if agent else None,
+            "source": "ami", "started_at": record.started_at or utcnow()})
+        call.answered_at = call.answered_at or record.answered_at
+        call.ended_at = record.ended_at or utcnow()
+        if call.answered_at is not None:
+            call.outcome = "answered"
+        elif record.direction == INBOUND:
+            call.outcome = "abandoned" if record.cause in (None, 16, 127) else \
+                OUTCOMES.get(record.cause or 0, "missed")
+        else:
+            call.outcome = OUTCOMES.get(record.cause or 0, "failed")
+        if record.cause is not None:
+            call.hangup_cause = f"{record.cause} {record.cause_txt}".strip()[:60]
+        recording = getattr(record, "recording_ref", "")
+        if recording and not call.recording_ref:
+            call.recording_ref = recording[:200]
+        session.commit()
