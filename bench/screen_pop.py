@@ -1,7 +1,7 @@
 """Screen-pop latency: from the AMI ``Newstate`` (Ringing) event leaving the PBX to the pop
 arriving in the agent's browser stream.
 
-Everything is real and on loopback: the loopback AMI peer (``tests/peers/ami_peer.py``) over TCP,
+Everything is real and on loopback: the loopback AMI peer (``peers/ami.py``) over TCP,
 the AMI client and call tracker of the product, the recording of the call and the pop in SQLite
 (WAL), the customer level read from the demo billing database, waitress serving the app, and an
 HTTP client (``requests``) signed in as agent1 reading ``/calls/stream`` (Server-Sent Events,
@@ -46,7 +46,7 @@ def run(calls: int, directory: Path) -> None:
 
     from connectors.billing import demo_data
     from engine.clock import utcnow
-    from tests.peers.ami_peer import AmiPeer
+    from peers.ami import AmiPeer
     from web import create_app
     from web.connectors_setup import start_links
     from web.demo import create_accounts

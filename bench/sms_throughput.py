@@ -1,6 +1,6 @@
 """Sustained submit_sm throughput through the connector outbox and the SMPP client, 10,000 queued texts.
 
-Setup (not timed): the loopback SMSC (``tests/peers/smsc.js``, node-smpp, delivery receipts off)
+Setup (not timed): the loopback SMSC (``peers/smsc.js``, node-smpp, delivery receipts off)
 accepting kefu / secret; one ``connectors.sms.client.SmppClient`` bound to it as transceiver, with
 ``window`` (default 50) submit_sm awaiting their response and no messages-per-second pace
 (``mps=0``; the product's default is 20/s, which would be the whole figure); Kefu's ``Engine``
@@ -65,7 +65,7 @@ from connectors.sms.config import parse_smpp_url
 from connectors.sms.operations import operations
 from engine.outbox import DONE, ConnectorJob, Incident, PeerReference, enqueue
 from engine.runtime import Engine
-from tests.peers.smsc import PeerUnavailable, SmscPeer
+from peers.smsc import PeerUnavailable, SmscPeer
 
 SHORT = "【客服中心】尊敬的客户，您的投诉（编号TS{n}）已受理，我们将在24小时内回复您，请保持电话畅通。"
 LONG = SHORT + "如对处理结果不满意，可直接回复本短信或拨打客服热线转人工服务，我们将安排专人为您进一步核实处理。感谢您的耐心！"

@@ -1,5 +1,9 @@
-"""The dependency direction of DESIGN.md: only web imports Flask; only engine imports SpiffWorkflow;
-engine imports neither slas nor web; slas does not import web."""
+"""The dependency direction of docs/architecture.md, checked on every import of the product:
+
+    web → processes → slas → engine → connectors.base;  connectors and peers stand alone.
+
+Only web imports Flask; only engine imports SpiffWorkflow; no product package imports tests, and
+nothing imports web."""
 
 from __future__ import annotations
 
@@ -9,48 +13,56 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+FLASK = {"flask", "flask_login", "flask_babel", "flask_wtf", "flask_sqlalchemy", "flask_migrate"}
+PRODUCT = ("engine", "slas", "connectors", "processes", "peers", "web")
 
 
 def _imports(package: str) -> set[tuple[str, str]]:
+    """(file, imported module) for every absolute import in ``package`` (relative ones stay inside)."""
     found = set()
     for path in (ROOT / package).rglob("*.py"):
         tree = ast.parse(path.read_text("utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                found.update((str(path.relative_to(ROOT)), a.name.split(".")[0]) for a in node.names)
+                found.update((str(path.relative_to(ROOT)), a.name) for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add((str(path.relative_to(ROOT)), node.module.split(".")[0]))
+                found.add((str(path.relative_to(ROOT)), node.module))
     return found
 
 
-@pytest.mark.parametrize(("package", "forbidden"), [
-    ("engine", {"flask", "flask_login", "flask_babel", "flask_wtf", "flask_sqlalchemy", "web", "slas"}),
-    ("slas", {"flask", "flask_login", "flask_babel", "flask_wtf", "flask_sqlalchemy", "web", "SpiffWorkflow"}),
-])
-def test_dependencies_point_one_way(package: str, forbidden: set[str]) -> None:
-    bad = sorted(f"{file} imports {module}" for file, module in _imports(package) if module in forbidden)
+# package → top-level modules it must never import (a back-arrow or a layer it may not see)
+FORBIDDEN = {
+    "engine": FLASK | {"web", "slas", "processes", "peers", "tests"},
+    "slas": FLASK | {"web", "processes", "peers", "tests", "SpiffWorkflow"},
+    "processes": FLASK | {"web", "peers", "tests", "SpiffWorkflow"},
+    "connectors": FLASK | {"web", "slas", "processes", "engine", "peers", "tests", "SpiffWorkflow"},
+    "peers": FLASK | {"web", "slas", "processes", "engine", "connectors", "tests", "pytest"},
+    "web": {"tests", "SpiffWorkflow"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_dependencies_point_one_way(package: str) -> None:
+    bad = sorted(f"{file} imports {module}" for file, module in _imports(package)
+                 if module.split(".")[0] in FORBIDDEN[package])
     assert bad == []
 
 
-def test_connectors_know_nothing_of_flask_or_the_product() -> None:
-    forbidden = {"flask", "flask_login", "flask_babel", "flask_wtf", "flask_sqlalchemy", "web", "slas",
-                 "SpiffWorkflow"}
-    bad = sorted(f"{file} imports {module}" for file, module in _imports("connectors") if module in forbidden)
-    assert bad == []
+def test_every_product_package_is_checked() -> None:
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()} - {"tests", "bench", "migrations"}
+    assert packages == set(PRODUCT) and set(FORBIDDEN) == set(PRODUCT)
 
 
 def test_engine_uses_only_the_connector_interface() -> None:
     """The engine runs operations through connectors.base; it never imports a protocol client."""
-    bad = []
-    for path in (ROOT / "engine").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-            bad += [f"{path.name} imports {n}" for n in names
-                    if n.split(".")[0] == "connectors" and n != "connectors.base"]
+    bad = sorted(f"{file} imports {module}" for file, module in _imports("engine")
+                 if module.split(".")[0] == "connectors" and module != "connectors.base")
     assert bad == []
 
 
-def test_only_engine_imports_spiffworkflow() -> None:
-    bad = sorted(f"{file}" for file, module in _imports("web") if module == "SpiffWorkflow")
+def test_processes_use_only_the_connector_interface() -> None:
+    """Product processes call peers through operations (the outbox), never a protocol client."""
+    bad = sorted(f"{file} imports {module}" for file, module in _imports("processes")
+                 if module.split(".")[0] == "connectors" and module not in ("connectors.base",)
+                 and not module.startswith("connectors.billing.simulator"))
     assert bad == []

@@ -10,11 +10,11 @@ from typing import Any
 from flask import Flask, request, session
 from flask_login import current_user
 
-from connectors.sms import templates as _sms_templates  # noqa: F401  (registers tables)
 from engine import models as _engine_models  # noqa: F401  (registers tables)
 from engine import outbox as _outbox  # noqa: F401  (registers tables)
 from engine.lease import SchedulerLease  # noqa: F401
 from engine.runtime import Engine
+from processes import sms_templates as _sms_templates  # noqa: F401  (registers tables)
 from processes import telephony as _telephony  # noqa: F401  (registers tables)
 from slas import models as _sla_models  # noqa: F401
 from slas.clocks import SlaListener

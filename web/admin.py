@@ -9,11 +9,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from connectors.sms.templates import DEFAULTS, SmsTemplate, check_template
 from engine import outbox
 from engine.clock import utcnow
 from engine.errors import KefuError
 from engine.models import ProcessInstance
+from processes.sms_templates import DEFAULTS, SmsTemplate, check_template
 
 from .access import roles_required
 from .extensions import db

@@ -26,7 +26,7 @@ def initialize() -> list[str]:
     from .demo import ensure_groups
 
     ensure_groups(db.session)
-    from connectors.sms.templates import ensure_defaults
+    from processes.sms_templates import ensure_defaults
 
     ensure_defaults(db.session)
     deployed = _engine().deploy_directory(db.session, Path(current_app.config["KEFU_BPMN_DIR"]),
@@ -71,8 +71,9 @@ def register(app: Flask) -> None:
     @click.option("--at", "at", help="ISO-8601 time to tick as of (default: now)")
     def tick_command(at: str | None) -> None:
         """Run one tick (timers, SLA scan) as of a given time and print what it did."""
+        from processes.tick import tick
+
         from .demo_billing import billing_simulator
-        from .ticker import tick
 
         report = tick(db.session, _engine(), _parse_at(at),
                       billing_simulator=billing_simulator(current_app._get_current_object()))
@@ -84,8 +85,9 @@ def register(app: Flask) -> None:
     @click.option("--interval", type=float, default=1.0, help="seconds between rounds")
     def worker_command(once: bool, interval: float) -> None:
         """Run connector jobs and settle what peers sent, until interrupted (or once)."""
+        from processes.inbound import process_inbound
+
         from .connectors_setup import start_links
-        from .inbound import process_inbound
 
         app = current_app._get_current_object()
         start_links(app)

@@ -259,7 +259,7 @@ def start_links(app: Flask) -> None:
 
 
 def _template_renderer(app: Flask) -> Callable[[str, dict[str, Any]], str]:
-    from connectors.sms.templates import render
+    from processes.sms_templates import render
 
     def render_in_app(code: str, context: dict[str, Any]) -> str:
         # Worker threads have no app context of their own: read the template in a short one.

@@ -1,6 +1,6 @@
 """Loopback peers for a self-contained demo (``serve --demo`` with a connector URL unset).
 
-They are the same protocol peers the tests use (``tests/peers``): a real SMPP server on loopback
+They are the same protocol peers the tests use (``peers/``): a real SMPP server on loopback
 (node-smpp) and an AMI server (the calls page can make it ring an agent's extension). The product talks to them exactly as to real ones; the admin pages
 show what they received. Never started when the URL of a real peer is configured.
 """
@@ -21,7 +21,7 @@ def start_demo_smsc(app: Flask) -> str | None:
     if app.config.get("KEFU_SMPP_URL"):
         return None
     try:
-        from tests.peers.smsc import SmscPeer
+        from peers.smsc import SmscPeer
 
         peer = SmscPeer().start("kefu", "demo1234", receipt_delay_ms=2000)
     except Exception as exc:  # noqa: BLE001 - the demo runs on; texts wait in the outbox
@@ -43,7 +43,7 @@ def start_demo_pbx(app: Flask) -> str | None:
     try:
         import secrets
 
-        from tests.peers.ami_peer import AmiPeer
+        from peers.ami import AmiPeer
 
         # Calls ring for two seconds and last fifteen, so that a demo shows every state.
         peer = AmiPeer("kefu", secrets.token_hex(8), ring_time=2.0, talk_time=15.0).start()

@@ -18,9 +18,9 @@ from flask import Flask
 
 from engine import lease
 from engine.clock import utcnow
+from processes.tick import tick
 
 from .extensions import db
-from .ticker import tick
 
 log = logging.getLogger("kefu.scheduler")
 LEASE = "tick"
@@ -68,7 +68,7 @@ def start_job_waker(app: Flask) -> threading.Event:
     app.extensions["kefu_engine"].on_jobs_queued = wake.set
 
     def loop() -> None:
-        from .inbound import process_inbound
+        from processes.inbound import process_inbound
 
         while True:
             wake.wait(timeout=seconds)

@@ -18,7 +18,7 @@ from connectors.pbx import AmiClient, AmiConfig, CallTracker, extension_of, oper
 from connectors.pbx.ami import format_packet, mask_numbers, parse_packet
 
 if TYPE_CHECKING:
-    from tests.peers.ami_peer import AmiPeer
+    from peers.ami import AmiPeer
 
 pytest_plugins = ["tests.peers.ami_peer"]  # the ami_peer fixture
 

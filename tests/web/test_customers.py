@@ -207,8 +207,8 @@ def _status(billing) -> str:
 
 
 def test_tick_runs_demo_billing_simulator_in_demo_mode(app, ctx, billing):
+    from processes.tick import tick
     from web.demo_billing import billing_simulator
-    from web.ticker import tick
 
     session, engine = ctx
     _order(billing)
@@ -221,8 +221,8 @@ def test_tick_runs_demo_billing_simulator_in_demo_mode(app, ctx, billing):
 
 
 def test_no_simulator_nor_seeding_for_a_real_billing_database(app, ctx, billing):
+    from processes.tick import tick
     from web.demo_billing import billing_simulator, seed_demo_billing
-    from web.ticker import tick
 
     session, engine = ctx
     app.config["KEFU_BILLING_DEMO"] = False  # KEFU_BILLING_URL configured

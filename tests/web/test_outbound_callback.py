@@ -22,8 +22,8 @@ from engine.models import (
 from engine.people import user_by_name
 from processes.outbound_calls import CallingHours, start_callback
 from processes.telephony import Call, ScreenPop
+from processes.tick import tick
 from tests.conftest import INTAKE, T0
-from web.ticker import tick
 
 PHONE = "13900000001"
 NIGHT = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)        # Monday 22:00 in Beijing

@@ -17,7 +17,7 @@ from tests.conftest import FAST_AMI, T0
 if TYPE_CHECKING:
     from flask import Flask
 
-    from tests.peers.ami_peer import AmiPeer
+    from peers.ami import AmiPeer
 
 CALLER = "13800000001"
 
@@ -199,7 +199,7 @@ def test_link_drop_during_a_call_reconnects_and_later_events_are_processed(linke
 
 def test_refused_login_keeps_the_product_running_and_jobs_retry_until_fixed(app: Flask,
                                                                            client: Any) -> None:
-    from tests.peers.ami_peer import AmiPeer
+    from peers.ami import AmiPeer
     from web.connectors_setup import start_links, use_pbx
 
     peer = AmiPeer(secret="right", auth_fail_delay=0.05).start()

@@ -12,9 +12,9 @@ import pytest
 from engine import outbox
 from engine.models import ProcessInstance, instance_events, open_tasks_of_instance
 from engine.people import user_by_name
+from processes.tick import tick
 from tests.conftest import INTAKE, T0
 from web.connectors_setup import start_links, use_smsc
-from web.ticker import tick
 
 
 def _wait_for_receipt(session, engine, instance_id, now, count=1):

@@ -9,24 +9,18 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import PermanentError, TransientError
 from connectors.billing.simulator import BillingSimulator
 from engine import outbox
-from engine.models import HumanTask, ProcessInstance
-from engine.people import User
 from engine.runtime import Engine
-from slas.models import Escalation
+from slas.notifications import notify_supervisors
 from slas.scanner import ScanResult, scan
 
 from .inbound import process_inbound
 
-log = logging.getLogger("kefu.ticker")
-
-SMS_LEVELS = (1, 2)  # the levels that also reach the supervisor's mobile phone
-
+log = logging.getLogger("kefu.tick")
 
 @dataclass
 class TickReport:
@@ -83,40 +77,3 @@ def _simulate_billing(simulator: BillingSimulator | None, now: datetime) -> int:
     except (TransientError, PermanentError) as exc:  # the demo billing side must not stop a tick
         log.warning("demo billing simulator: %s", exc)
         return 0
-
-
-def notify_supervisors(session: Session, escalations: list[Escalation], now: datetime) -> int:
-    """Queue an SMS to each supervisor an escalation of level 1 or 2 names (once per escalation)."""
-    queued = 0
-    for esc in escalations:
-        if esc.level not in SMS_LEVELS:
-            continue
-        instance = session.get(ProcessInstance, esc.instance_id)
-        task = session.get(HumanTask, esc.task_id) if esc.task_id else None
-        assignee = session.get(User, task.assignee_id) if task is not None and task.assignee_id else None
-        holder = assignee.display_name if assignee is not None else "未认领"
-        late = _late(now - esc.due_at)
-        for user in _supervisors(session, esc):
-            context = {"level": esc.level, "reference": instance.reference if instance else esc.instance_id,
-                       "step": esc.title, "late": late, "holder": holder}
-            outbox.enqueue(session, "sms.send", {"to": user.phone, "template": "escalation", "context": context},
-                           key=f"esc-{esc.id}-{user.id}", now=now, instance_id=esc.instance_id,
-                           element_id=None)
-            queued += 1
-    return queued
-
-
-def _supervisors(session: Session, esc: Escalation) -> list[User]:
-    if esc.target_user_id is not None:
-        users = [session.get(User, esc.target_user_id)]
-    elif esc.target == "manager":
-        users = [u for u in session.scalars(select(User).where(User.active.is_(True))) if u.has_role("manager")]
-    else:
-        users = []
-    return [u for u in users if u is not None and u.phone]
-
-
-def _late(delta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    return f"{minutes // 60}小时{minutes % 60}分钟" if minutes >= 60 else f"{minutes}分钟"
-

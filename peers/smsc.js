@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A loopback SMSC for tests and the demo, built on node-smpp's server side.
 //
-//   node tests/peers/smsc.js [--host 127.0.0.1] [--port 0] [--control-port 0]
+//   node peers/smsc.js [--host 127.0.0.1] [--port 0] [--control-port 0]
 //        [--system-id kefu] [--password secret] [--config '{"receipt_delay_ms": 50}'] [--exit-on-stdin-close]
 //
 // Options may also come from SMSC_HOST, SMSC_PORT, SMSC_CONTROL_PORT, SMSC_SYSTEM_ID, SMSC_PASSWORD,
