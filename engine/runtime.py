@@ -48,6 +48,7 @@ from .scripting import make_script_engine
 from .serialization import dump_state, load_state
 from .service_tasks import ConnectorCalls, InlineCallFailed, begin_step, end_step
 from .timers import next_timer_time
+from .tree_check import TreeTooDeep, check_tree
 from .unit_of_work import after_commit
 from .workflow_cache import WorkflowCache
 
@@ -400,6 +401,10 @@ class Engine:
             raise InstanceFailed(str(exc)) from exc
         finally:
             end_step(token)
+        try:
+            check_tree(workflow)  # never a false completion or a silent stall (engine/tree_check.py)
+        except TreeTooDeep as exc:
+            raise InstanceFailed(str(exc)) from exc
         if secrets:
             _forget(workflow, secrets)
         # The jobs the step asked for are written with it (the outbox): never without the step,
