@@ -54,6 +54,9 @@ EXHAUSTED, REFUSED, OUTCOME_UNKNOWN, UNDELIVERED, UNRECORDED = (
 DELIVERY_TRIES = 10  # a result that cannot be handed to its case this often needs a person
 # How long a peer's id identifies one call: beyond an SMS's validity period (48-72 h at SMSCs).
 REFERENCE_WINDOW = timedelta(days=7)
+# What storing one outcome can raise: the database's refusal, or the driver's own refusal of a
+# value before it reaches the database (psycopg serialises JSON itself and raises TypeError).
+_STORAGE_ERRORS = (SQLAlchemyError, TypeError, ValueError)
 
 
 class ConnectorJob(Base):
@@ -293,7 +296,7 @@ class Worker:
         outcomes = list(outcomes)
         try:
             self._record_batch(session, outcomes, now, report)
-        except SQLAlchemyError:
+        except _STORAGE_ERRORS:
             # One outcome that cannot be stored must not take the others with it (their peers were
             # called: left running they would become "outcome unknown"). Store them one by one.
             session.rollback()
@@ -301,7 +304,7 @@ class Worker:
             for outcome in outcomes:
                 try:
                     self._record_batch(session, [outcome], now, report)
-                except SQLAlchemyError as exc:
+                except _STORAGE_ERRORS as exc:
                     session.rollback()
                     self._record_failed(session, outcome, exc, now, report)
         report.done += self.deliver_pending(session, now)
@@ -493,14 +496,18 @@ def add_references(session: Session, job: ConnectorJob, kind: str, refs: Iterabl
 
 
 def update_reference(session: Session, kind: str, ref: str, state: str, now: datetime,
-                     detail: dict[str, Any] | None = None) -> PeerReference | None:
+                     detail: dict[str, Any] | None = None, job_key: str | None = None) -> PeerReference | None:
     """A peer reported on one of its ids (e.g. a delivery receipt): store the state and put it on the
-    case's history. The report belongs to the newest call the peer gave that id within
+    case's history. When the peer's client knows which call was given the id (``job_key``, the
+    job's idempotency key) the report goes to that call's reference — None while its outcome is not
+    stored yet. Otherwise it belongs to the newest call the peer gave that id within
     :data:`REFERENCE_WINDOW`; unknown ids (another system's, or older) are ignored."""
-    row = session.scalars(select(PeerReference).where(
-        PeerReference.kind == kind, PeerReference.ref == ref,
-        PeerReference.created_at >= now - REFERENCE_WINDOW)
-        .order_by(PeerReference.id.desc()).limit(1)).first()
+    query = select(PeerReference).where(PeerReference.kind == kind, PeerReference.ref == ref)
+    if job_key:
+        query = query.join(ConnectorJob, ConnectorJob.id == PeerReference.job_id).where(ConnectorJob.key == job_key)
+    else:
+        query = query.where(PeerReference.created_at >= now - REFERENCE_WINDOW)
+    row = session.scalars(query.order_by(PeerReference.id.desc()).limit(1)).first()
     if row is None:
         return None
     row.state, row.updated_at = state, now

@@ -46,8 +46,10 @@ def process_inbound(session: Session, engine: Engine, now: datetime, limit: int 
 
 def _handle(session: Session, engine: Engine, event: outbox.InboundEvent, now: datetime) -> str | None:
     if event.kind == "smpp_receipt":
+        detail = event.payload.get("detail") or {}
         row = outbox.update_reference(session, "smpp", event.ref or "", event.payload.get("state", "unknown"),
-                                      now, {"to_state": event.payload.get("state")})
+                                      now, {"to_state": event.payload.get("state")},
+                                      job_key=detail.get("submit_tag") if isinstance(detail, dict) else None)
         if row is None:
             return None if now - event.received_at < RECEIPT_GRACE else "unknown message id"
         event.instance_id = row.instance_id

@@ -44,8 +44,8 @@ class LazySms:
                 self._client = client
             return self._client
 
-    def submit(self, to: str, text: str, source: str | None = None) -> Any:
-        return self.client().submit(to, text, source=source)
+    def submit(self, to: str, text: str, source: str | None = None, tag: str | None = None) -> Any:
+        return self.client().submit(to, text, source=source, tag=tag)
 
     def start(self) -> None:
         try:

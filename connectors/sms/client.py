@@ -35,6 +35,7 @@ import select
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -75,6 +76,7 @@ _RECEIPT_TYPES = (0x04, 0x20)          # esm_class message type: SMSC receipt, i
 _THROTTLE_FIRST, _THROTTLE_MAX = 0.05, 2.0
 _REBIND_FIRST, _REBIND_MAX, _STABLE = 0.1, 30.0, 10.0
 _UNBIND_WAIT = 2.0
+_TAGS_KEPT = 200_000                 # receipts usually come within minutes; a day's texts at most
 _NUMBER = re.compile(r"\+?[0-9]{1,20}")
 
 
@@ -98,9 +100,10 @@ class SubmitResult:
 class _Waiter:
     """One submit_sm in flight; the reader thread fills it in and sets ``done``."""
 
-    __slots__ = ("done", "error", "message_id", "status")
+    __slots__ = ("done", "error", "message_id", "status", "tag")
 
-    def __init__(self) -> None:
+    def __init__(self, tag: str | None = None) -> None:
+        self.tag = tag  # the caller's name for this submit, given back with its receipt
         self.done = threading.Event()
         self.status = consts.SMPP_ESME_RUNKNOWNERR
         self.message_id = ""
@@ -173,6 +176,10 @@ class SmppClient:
         self._reassembly = Reassembly()
         self._threads: list[threading.Thread] = []
         self._answered = 0                  # submit_sm_resp received (by the reader thread, on any link)
+        # message_id -> the tag of the newest submit the SMSC gave that id. Filled by the reader
+        # thread before any later PDU is read, so a receipt always finds the submit it reports on,
+        # even when the SMSC restarted and numbers its messages from 1 again.
+        self._tags: OrderedDict[str, str] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -228,8 +235,11 @@ class SmppClient:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def submit(self, to: str, text: str, source: str | None = None) -> SubmitResult:
+    def submit(self, to: str, text: str, source: str | None = None, tag: str | None = None) -> SubmitResult:
         """Send ``text`` to ``to``; block until the SMSC has accepted every part. Thread-safe.
+
+        ``tag`` (e.g. the outbox job's key) comes back in the raw fields of this message's receipts
+        as ``submit_tag``, so that a receipt names its submit even when message ids repeat.
 
         Raises ``PermanentError`` when sending it again cannot help (bad number, empty or too long
         text, a rejecting status, bind refused) and ``TransientError`` when it may (SMSC unreachable
@@ -249,12 +259,12 @@ class SmppClient:
                   "dest_addr_ton": dest_ton, "dest_addr_npi": dest_npi, "destination_addr": destination,
                   "esm_class": encoded.esm_class, "data_coding": encoded.data_coding,
                   "registered_delivery": 1}  # ask for a receipt on final delivery
-        ids = [self._submit_part(fields, part) for part in encoded.parts]
+        ids = [self._submit_part(fields, part, tag) for part in encoded.parts]
         log.info("SMS to %s accepted: %d characters in %d part(s), message id(s) %s",
                  mask_number(destination), len(text), len(ids), ",".join(ids))
         return SubmitResult(message_ids=ids, parts=len(ids))
 
-    def _submit_part(self, fields: dict[str, Any], short_message: bytes) -> str:
+    def _submit_part(self, fields: dict[str, Any], short_message: bytes, tag: str | None = None) -> str:
         """Send one part, resending after ESME_RTHROTTLED; return its message_id."""
         timeout = self.config.timeout
         throttled_for, delay = 0.0, _THROTTLE_FIRST
@@ -263,7 +273,7 @@ class SmppClient:
             link = self._take_slot(deadline)
             try:
                 self._pace.wait()
-                sent = self._send_submit(link, fields, short_message)
+                sent = self._send_submit(link, fields, short_message, tag)
                 if sent is None:
                     continue  # not sent, the link is gone: go again once re-bound
                 sequence, waiter = sent
@@ -313,15 +323,15 @@ class SmppClient:
             self._in_flight -= 1
             self._cond.notify_all()
 
-    def _send_submit(self, link: Client, fields: dict[str, Any], short_message: bytes
-                     ) -> tuple[int, _Waiter] | None:
+    def _send_submit(self, link: Client, fields: dict[str, Any], short_message: bytes,
+                     tag: str | None = None) -> tuple[int, _Waiter] | None:
         """Register a waiter and write the submit_sm; None if it was not sent because ``link`` is gone."""
         with self._write:
             with self._cond:
                 if self._link is not link or link._socket is None:  # smpplib has no public accessor
                     return None
                 pdu = smpp.make_pdu("submit_sm", client=link, short_message=short_message, **fields)
-                waiter = _Waiter()
+                waiter = _Waiter(tag)
                 self._pending[pdu.sequence] = waiter  # before sending: the response may come at once
             try:
                 link.send_pdu(pdu)
@@ -471,6 +481,8 @@ class SmppClient:
                 waiter.status = pdu.status if command == "submit_sm_resp" else (
                     pdu.status or consts.SMPP_ESME_RUNKNOWNERR)
                 waiter.message_id = _text(getattr(pdu, "message_id", None))
+                if waiter.tag is not None and waiter.message_id and waiter.status == consts.SMPP_ESME_ROK:
+                    self._remember_tag(waiter.message_id, waiter.tag)
                 waiter.done.set()
         elif command == "deliver_sm":
             self._inbox.put((link, pdu))
@@ -536,6 +548,13 @@ class SmppClient:
         if self.on_mo is not None:
             self.on_mo(source, destination, text)
 
+    def _remember_tag(self, message_id: str, tag: str) -> None:
+        with self._cond:
+            self._tags[message_id] = tag
+            self._tags.move_to_end(message_id)
+            while len(self._tags) > _TAGS_KEPT:
+                self._tags.popitem(last=False)
+
     def _receipt(self, pdu: Any, source: str, destination: str, text: str) -> None:
         fields = parse_receipt(text)
         tlv_id = _text(getattr(pdu, "receipted_message_id", None))
@@ -545,6 +564,10 @@ class SmppClient:
         error = getattr(pdu, "network_error_code", None)
         raw = {**fields, "source": source, "destination": destination, "receipted_message_id": tlv_id,
                "message_state": message_state, "network_error_code": error.hex() if error else None}
+        with self._cond:
+            tag = self._tags.get(message_id)
+        if tag is not None:
+            raw["submit_tag"] = tag
         log.info("receipt for message %s to %s: %s", message_id, mask_number(source), state)
         if self.on_receipt is not None:
             self.on_receipt(message_id, state, raw)

@@ -27,7 +27,7 @@ def operations(client: Any, render: Renderer) -> list[Operation]:
                 raise PermanentError(f"SMS template '{params['template']}': {exc}") from exc
         else:
             raise PermanentError("sms.send needs 'text' or 'template'")
-        sent = client.submit(to, text, source=params.get("source") or None)
+        sent = client.submit(to, text, source=params.get("source") or None, tag=call.key)
         return {"to": to, "text": text, "parts": sent.parts, "message_ids": list(sent.message_ids),
                 "peer_refs": {"kind": "smpp", "ids": list(sent.message_ids)}}
 

@@ -259,14 +259,17 @@ def test_receipts_reach_on_receipt_with_the_submitted_message_id(smsc, client_fo
     smsc.configure(receipt_delay_ms=10, receipt_stat_by_destination={"13800000002": "UNDELIV"})
     receipts: queue.Queue[tuple[str, str, dict]] = queue.Queue()
     client = client_for(_config(smsc), on_receipt=lambda *args: receipts.put(args))
-    delivered = client.submit(CUSTOMER, "您的话费余额不足 10 元。")
+    delivered = client.submit(CUSTOMER, "您的话费余额不足 10 元。", tag="job-1")
     message_id, state, raw = receipts.get(timeout=5)
     assert (message_id, state) == (delivered.message_ids[0], "delivered")
     assert raw["stat"] == "DELIVRD"
     assert raw["source"] == CUSTOMER
+    assert raw["submit_tag"] == "job-1"  # the receipt names its submit, whatever the id
 
     failed = client.submit("13800000002", "hello")
-    assert receipts.get(timeout=5)[:2] == (failed.message_ids[0], "undeliverable")
+    message_id, state, raw = receipts.get(timeout=5)
+    assert (message_id, state) == (failed.message_ids[0], "undeliverable")
+    assert "submit_tag" not in raw
     smsc.send_receipt(delivered.message_ids[0], "EXPIRED")
     assert receipts.get(timeout=5)[:2] == (delivered.message_ids[0], "expired")
 

@@ -17,14 +17,27 @@ from tests.conftest import INTAKE, T0
 from web.connectors_setup import start_links, use_smsc
 
 
-def _wait_for_receipt(session, engine, instance_id, now, count=1):
+def _poll(session, engine, now, condition, failure):
+    """Tick until ``condition()`` holds. The read transaction ends before each pause: on SQLite a
+    transaction left open while sleeping holds the write lock, and the SMPP client's callback
+    thread, which stores receipts and replies, would starve behind it."""
     for _ in range(200):
-        time.sleep(0.05)
         tick(session, engine, now)
+        session.expire_all()
+        result = condition()
+        session.rollback()
+        if result:
+            return result
+        time.sleep(0.05)
+    pytest.fail(failure)
+
+
+def _wait_for_receipt(session, engine, instance_id, now, count=1):
+    def received():
         kinds = [e.kind for e in instance_events(session, instance_id)]
-        if kinds.count("smpp_delivered") >= count:
-            return kinds
-    pytest.fail("no delivery receipt reached the case")
+        return kinds if kinds.count("smpp_delivered") >= count else None
+
+    return _poll(session, engine, now, received, "no delivery receipt reached the case")
 
 
 @pytest.fixture
@@ -62,13 +75,7 @@ def test_complaint_texts_reach_the_smsc_with_receipts_and_the_reply_closes_the_s
     assert "投诉已受理" in accepted["text"] and accepted["data_coding"] == 8
 
     # The SMSC's delivery receipt lands on the case's history.
-    for _ in range(100):
-        time.sleep(0.05)
-        tick(session, engine, T0)
-        if "smpp_delivered" in [e.kind for e in instance_events(session, instance.id)]:
-            break
-    else:
-        pytest.fail("no delivery receipt reached the case")
+    _wait_for_receipt(session, engine, instance.id, T0)
 
     _walk_to_reply(session, engine, instance)  # satisfaction not known → survey by SMS
     tick(session, engine, T0)
@@ -76,14 +83,9 @@ def test_complaint_texts_reach_the_smsc_with_receipts_and_the_reply_closes_the_s
     assert "已派单网络部" in texts[1] and "1 满意" in texts[2]
 
     smsc.send_mo("8613800000009", "10010", "1 满意，谢谢")
-    for _ in range(100):
-        time.sleep(0.05)
-        tick(session, engine, T0 + timedelta(minutes=1))
-        session.expire_all()
-        if session.get(ProcessInstance, instance.id).status == "completed":
-            break
-    else:
-        pytest.fail("the SMS reply did not reach the case")
+    _poll(session, engine, T0 + timedelta(minutes=1),
+          lambda: session.get(ProcessInstance, instance.id).status == "completed",
+          "the SMS reply did not reach the case")
     data = engine.workflow_data(session, session.get(ProcessInstance, instance.id))
     assert data["satisfaction"] == "satisfied" and data["satisfaction_source"] == "sms"
     assert len(smsc.messages()) == 3  # nothing sent twice
@@ -97,26 +99,18 @@ def test_an_unsatisfied_sms_reply_sends_the_case_back_to_the_department(sms_ctx)
     tick(session, engine, T0)
     smsc.wait_for(lambda p: len(p.messages()) >= 3 or None)
     smsc.send_mo("13800000009", "10010", "3")
-    for _ in range(100):
-        time.sleep(0.05)
-        tick(session, engine, T0)
-        if [t.name for t in open_tasks_of_instance(session, instance.id)] == ["handle"]:
-            break
-    else:
-        pytest.fail("the unsatisfied reply did not reopen the handling")
+    _poll(session, engine, T0, lambda: [t.name for t in open_tasks_of_instance(session, instance.id)] == ["handle"],
+          "the unsatisfied reply did not reopen the handling")
 
 
 def test_a_reply_no_case_waits_for_is_kept_and_not_lost(sms_ctx):
     session, engine, smsc = sms_ctx
     smsc.send_mo("13911112222", "10010", "你好")
-    for _ in range(100):
-        time.sleep(0.05)
-        tick(session, engine, T0)
-        replies = outbox.recent_inbound(session, "sms_mo")
-        if replies and replies[0].processed_at:
-            break
-    assert replies[0].payload["text"] == "你好"
-    assert replies[0].outcome == "no case waits for a reply from this number"
+    (reply, *_) = _poll(session, engine, T0,
+                        lambda: [r for r in outbox.recent_inbound(session, "sms_mo") if r.processed_at],
+                        "the reply was not handled")
+    assert reply.payload["text"] == "你好"
+    assert reply.outcome == "no case waits for a reply from this number"
 
 
 def test_a_refused_bind_becomes_an_incident_naming_the_reason(app, ctx, smsc):
@@ -167,11 +161,7 @@ def test_an_smsc_restart_that_reuses_message_ids_strands_nothing(sms_ctx, smsc_f
     second = engine.start(session, "complaint", {**INTAKE, "customer_phone": "13800000008",
                                                   "contact_phone": "13800000008"}, actor=agent, now=later)
     session.commit()
-    for _ in range(200):
-        tick(session, engine, later)
-        if restarted.parts():
-            break
-        time.sleep(0.05)
+    _poll(session, engine, later, restarted.parts, "nothing reached the restarted SMSC")
     (after,) = restarted.wait_for(lambda p: p.parts())
     assert after["message_id"] == before["message_id"]  # the id is given again
     _wait_for_receipt(session, engine, second.id, later)
