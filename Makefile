@@ -43,6 +43,7 @@ test-fast: $(STAMP) $(MO) $(NODE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy engine slas connectors peers
 
 bench: $(STAMP)
 	bench/run_all.sh

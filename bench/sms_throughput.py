@@ -63,7 +63,8 @@ from connectors.base import Call, Operation
 from connectors.sms.client import SmppClient
 from connectors.sms.config import parse_smpp_url
 from connectors.sms.operations import operations
-from engine.outbox import DONE, ConnectorJob, Incident, PeerReference, enqueue
+from engine.outbox import DONE, ConnectorJob, Incident, enqueue
+from engine.peer_events import PeerReference
 from engine.runtime import Engine
 from peers.smsc import PeerUnavailable, SmscPeer
 

@@ -61,4 +61,4 @@ class _ClockedDatetime(datetime):
         return frozen.astimezone(tz) if tz else frozen.astimezone().replace(tzinfo=None)
 
 
-_spiff_timer.datetime = _ClockedDatetime  # type: ignore[misc]
+_spiff_timer.datetime = _ClockedDatetime

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -289,3 +290,19 @@ class SpecCache:
             with self._lock:
                 self._specs[definition_id] = entry
         return entry
+
+
+def changed_bundle(session: Session, directory: Path) -> list[tuple[str, bytes, dict[str, Any]]]:
+    """(file name, BPMN, forms) of every ``*.bpmn`` in ``directory`` (forms from ``forms/``) not
+    deployed before. Any version with the same content counts: an analyst's later version must
+    survive a restart, not be overwritten by the bundled file again."""
+    forms = {p.name: json.loads(p.read_text("utf-8")) for p in sorted((directory / "forms").glob("*.json"))}
+    changed = []
+    for path in sorted(directory.glob("*.bpmn")):
+        xml = path.read_bytes()
+        parsed = parse_bpmn(xml)
+        digest = content_hash(xml, forms, parsed)
+        if not session.scalar(select(ProcessDefinition.id).where(ProcessDefinition.key == parsed.key,
+                                                                 ProcessDefinition.sha256 == digest).limit(1)):
+            changed.append((path.name, xml, forms))
+    return changed

@@ -28,7 +28,7 @@ class SchedulerLease(Base):
 def acquire(session: Session, name: str, holder: str, now: datetime, ttl_seconds: float = 30) -> bool:
     """Take or renew the lease ``name`` for ``holder``; True when this holder has it. Commits."""
     expires = now + timedelta(seconds=ttl_seconds)
-    taken = session.execute(
+    taken = session.execute(  # type: ignore[attr-defined]  # an UPDATE's CursorResult has rowcount
         update(SchedulerLease)
         .where(SchedulerLease.name == name,
                or_(SchedulerLease.holder == holder, SchedulerLease.expires_at < now))

@@ -164,7 +164,7 @@ def _refresh_open_rows(engine: Any, session: Any, instance: ProcessInstance, wor
         props = definitions.properties_of(spec)
         row.title = (spec.bpmn_name or spec.bpmn_id)[:200]
         row.form_name = props.get(definitions.FORM_PROPERTY)
-        row.group_id = engine._task_group(session, spec.lane, props, task.data)
+        row.group_id = engine.task_rows.task_group(session, spec.lane, props, task.data)
 
 
 def spec_changes(old_spec: Any, new_spec: Any) -> list[ElementChange]:
@@ -215,8 +215,9 @@ def diagram_states(engine: Any, session: Any, instance: ProcessInstance) -> dict
             "flows": sorted([list(f) for f in flows])}
 
 
-def _bpmn_id(task: Any) -> str | None:
-    return getattr(task.task_spec, "bpmn_id", None)
+def _bpmn_id(task: Any) -> str:
+    """The diagram id of a task's element ("" for Spiff's own tasks, which have none)."""
+    return getattr(task.task_spec, "bpmn_id", None) or ""
 
 
 def _refuse(plan: MigrationPlan, code: str, reason: str, elements: list[str] | None = None) -> MigrationPlan:

@@ -6,7 +6,7 @@ Queries that views and schedulers need live here beside their models, as named f
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -73,10 +73,12 @@ class ProcessInstance(Base):
     suspended_at: Mapped[datetime | None]
     suspend_reason: Mapped[str | None] = mapped_column(String(500))
     error: Mapped[str | None] = mapped_column(Text)
+    # What engine.messages indexed for this case (None: not indexed yet; "": waits for nothing).
+    waiting_on: Mapped[str | None] = mapped_column(String(240))
 
     definition: Mapped[ProcessDefinition] = relationship(lazy="joined")
 
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": lock_version}
+    __mapper_args__ = {"version_id_col": lock_version}  # noqa: RUF012 - SQLAlchemy reads it once
 
 
 class HumanTask(Base):

@@ -49,7 +49,7 @@ def script_errors(root: Any) -> list[dict[str, str | None]]:
             mode, source = "eval", (node.get("value") or "").strip()
         if not mode or not source:
             continue
-        problem = check_script(source, mode)
+        problem = check_script(source, "eval" if mode == "eval" else "exec")
         if problem:
             errors.append({"element_id": _owner_id(node), "message": f"script refused: {problem}"})
     return errors

@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted
 from RestrictedPython.Guards import (
@@ -165,7 +165,7 @@ OFFERED: dict[str, Any] = {
 
 
 @lru_cache(maxsize=4096)
-def compile_script(source: str, mode: str) -> Any:
+def compile_script(source: str, mode: Literal["exec", "eval"]) -> Any:
     """RestrictedPython byte code of an expression (``mode='eval'``) or a script (``'exec'``);
     :class:`ScriptRefused` names the first rule it breaks."""
     try:
@@ -174,7 +174,7 @@ def compile_script(source: str, mode: str) -> Any:
         raise ScriptRefused(_first_line(exc)) from exc
 
 
-def check_script(source: str, mode: str) -> str | None:
+def check_script(source: str, mode: Literal["exec", "eval"]) -> str | None:
     """Why ``source`` cannot run in the sandbox, or None when it can (deployment-time check)."""
     try:
         compile_script(source, mode)

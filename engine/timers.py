@@ -13,7 +13,7 @@ from SpiffWorkflow.util.task import TaskState
 
 def next_timer_time(workflow: BpmnWorkflow) -> datetime | None:
     """Earliest due time among the workflow's waiting timers (None when it waits on none)."""
-    times = []
+    times: list[datetime] = []
     for event in workflow.waiting_events():
         # Spiff's timer event types: DurationTimer…, TimeDate… (no "Timer" in it), CycleTimer….
         if not any(kind in event.event_type for kind in ("Timer", "TimeDate", "Cycle")):

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from engine import outbox
+from engine import peer_events
 from engine.errors import Conflict, KefuError
 from engine.runtime import Engine
 
@@ -21,9 +21,9 @@ RECEIPT_GRACE = timedelta(minutes=10)  # a receipt may overtake the recording of
 def process_inbound(session: Session, engine: Engine, now: datetime, limit: int = 500) -> int:
     """Handle stored inbound events; returns how many were settled."""
     settled = 0
-    for event_id in [e.id for e in outbox.pending_inbound(session, limit)]:
+    for event_id in [e.id for e in peer_events.pending_inbound(session, limit)]:
         session.commit()
-        event = session.get(outbox.InboundEvent, event_id)
+        event = session.get(peer_events.InboundEvent, event_id)
         if event is None or event.processed_at is not None:
             continue
         try:
@@ -33,7 +33,7 @@ def process_inbound(session: Session, engine: Engine, now: datetime, limit: int 
             continue
         except KefuError as exc:
             session.rollback()
-            event = session.get(outbox.InboundEvent, event_id)
+            event = session.get(peer_events.InboundEvent, event_id)
             outcome = f"failed: {exc}"
         if outcome is None:
             session.rollback()
@@ -44,10 +44,10 @@ def process_inbound(session: Session, engine: Engine, now: datetime, limit: int 
     return settled
 
 
-def _handle(session: Session, engine: Engine, event: outbox.InboundEvent, now: datetime) -> str | None:
+def _handle(session: Session, engine: Engine, event: peer_events.InboundEvent, now: datetime) -> str | None:
     if event.kind == "smpp_receipt":
         detail = event.payload.get("detail") or {}
-        row = outbox.update_reference(session, "smpp", event.ref or "", event.payload.get("state", "unknown"),
+        row = peer_events.update_reference(session, "smpp", event.ref or "", event.payload.get("state", "unknown"),
                                       now, {"to_state": event.payload.get("state")},
                                       job_key=detail.get("submit_tag") if isinstance(detail, dict) else None)
         if row is None:
@@ -59,7 +59,7 @@ def _handle(session: Session, engine: Engine, event: outbox.InboundEvent, now: d
     return f"ignored ({event.kind})"
 
 
-def _route_reply(session: Session, engine: Engine, event: outbox.InboundEvent, now: datetime) -> str:
+def _route_reply(session: Session, engine: Engine, event: peer_events.InboundEvent, now: datetime) -> str:
     """A customer's SMS goes to the newest of their cases that waits for a reply."""
     phone = _national(event.payload.get("from", ""))
     text = str(event.payload.get("text", "")).strip()

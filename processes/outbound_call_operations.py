@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from connectors.base import INLINE, OUTBOX, Operation, PermanentError, TransientError
 from connectors.base import Call as JobCall
-from engine import outbox
+from engine import peer_events
 from engine.clock import parse_instant
 from engine.errors import KefuError, ValidationFailed
 from engine.models import DONE, HumanTask, ProcessInstance, record_event
@@ -210,8 +210,8 @@ def op_request(sessions: Sessions, engine: Callable[[], Engine], params: dict[st
         raise PermanentError(f"kind must be one of {', '.join(KINDS)}")
     with sessions() as session:
         try:
-            done = session.scalar(select(outbox.PeerReference).where(
-                outbox.PeerReference.kind == "callback", outbox.PeerReference.job_id == call.job_id))
+            done = session.scalar(select(peer_events.PeerReference).where(
+                peer_events.PeerReference.kind == "callback", peer_events.PeerReference.job_id == call.job_id))
             if done is not None:
                 instance = session.scalar(select(ProcessInstance).where(ProcessInstance.reference == done.ref))
                 return {"instance_id": instance.id if instance else None, "reference": done.ref, "created": False}
@@ -219,7 +219,7 @@ def op_request(sessions: Sessions, engine: Callable[[], Engine], params: dict[st
             instance, _ = start_callback(session, engine(), phone=phone,
                                          reason=str(params.get("reason") or _kind_zh(kind))[:200], kind=kind,
                                          priority=int(params.get("priority") or 0), now=call.now, origin=origin)
-            session.add(outbox.PeerReference(kind="callback", ref=instance.reference or str(instance.id),
+            session.add(peer_events.PeerReference(kind="callback", ref=instance.reference or str(instance.id),
                                              job_id=call.job_id, instance_id=call.instance_id,
                                              state="started", created_at=call.now, updated_at=call.now))
             session.commit()

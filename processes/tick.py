@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from connectors.base import PermanentError, TransientError
 from connectors.billing.simulator import BillingSimulator
-from engine import outbox
+from engine import worker
 from engine.runtime import Engine
 from slas.notifications import notify_supervisors
 from slas.scanner import ScanResult, scan
 
+from . import file_exchange
 from .inbound import process_inbound
 
 log = logging.getLogger("kefu.tick")
@@ -27,19 +28,21 @@ class TickReport:
     at: datetime
     timers_fired: int
     scan: ScanResult
-    jobs: outbox.RunReport = field(default_factory=outbox.RunReport)
+    jobs: worker.RunReport = field(default_factory=worker.RunReport)
     inbound: int = 0
     billing_moved: int = 0  # service orders / change requests the demo billing simulator moved
+    files: int = 0          # file exchanges moved on (sent, acknowledged, received)
 
     @property
     def eventful(self) -> bool:
         return bool(self.timers_fired or self.scan.warnings or self.scan.escalations or self.jobs.total
-                    or self.inbound or self.billing_moved)
+                    or self.inbound or self.billing_moved or self.files)
 
     def lines(self) -> list[str]:
         out = [(f"tick at {self.at.isoformat()}: {self.timers_fired} timer(s) fired, {self.jobs}, "
                f"{self.inbound} inbound message(s) settled, {self.scan}"
-               + (f", demo billing moved {self.billing_moved} order(s)" if self.billing_moved else ""))]
+               + (f", demo billing moved {self.billing_moved} order(s)" if self.billing_moved else "")
+               + (f", {self.files} file exchange(s) moved on" if self.files else ""))]
         for esc in self.scan.escalations:
             out.append(f"  escalation L{esc.level} → {esc.target}: instance {esc.instance_id} "
                        f"task {esc.task_id} '{esc.title}' due {esc.due_at.isoformat()}")
@@ -47,7 +50,8 @@ class TickReport:
 
 
 def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
-         billing_simulator: BillingSimulator | None = None) -> TickReport:
+         billing_simulator: BillingSimulator | None = None, ftp_ack_limit: timedelta = timedelta(hours=1),
+         collect_files: bool = False) -> TickReport:
     """Run everything due by ``now``; commits per unit of work. ``billing_simulator`` (demo only,
     see web/demo_billing.py) executes billing's side before the jobs that wait on it run."""
     fired = 0
@@ -58,7 +62,9 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
             break
     moved = _simulate_billing(billing_simulator, now)
     jobs = engine.run_jobs(session, now)
+    engine.index_unindexed_waits(session)  # cases from before the correlation index, once each
     inbound = process_inbound(session, engine, now)
+    exchanged = file_exchange.advance(session, now, ftp_ack_limit, collect=collect_files)
     result = scan(session, now, batch=batch)
     texts = notify_supervisors(session, result.escalations, now) if "sms.send" in engine.operations else 0
     session.commit()
@@ -66,7 +72,7 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
         more = engine.run_jobs(session, now)
         jobs.done, jobs.retried, jobs.incidents = (jobs.done + more.done, jobs.retried + more.retried,
                                                    jobs.incidents + more.incidents)
-    return TickReport(now, fired, result, jobs, inbound, moved)
+    return TickReport(now, fired, result, jobs, inbound, moved, exchanged)
 
 
 def _simulate_billing(simulator: BillingSimulator | None, now: datetime) -> int:

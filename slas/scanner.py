@@ -24,7 +24,7 @@ from .clocks import next_check, threshold_at
 from .models import RUNNING, Escalation, SlaClock, due_clock_ids
 
 log = logging.getLogger("kefu.slas.scanner")
-_clocks = SlaClock.__table__
+_clocks = SlaClock.metadata.tables[SlaClock.__tablename__]  # the Table (``__table__`` is typed FromClause)
 
 
 @dataclass

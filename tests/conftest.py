@@ -66,6 +66,31 @@ def app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         db.engine.dispose()
 
 
+@pytest.fixture
+def store(db_url: str) -> Iterator[tuple]:
+    """(session, engine) on a fresh schema without Flask: a bare Engine (no connectors, no SLA
+    listener) and the demo accounts, for engine unit tests (no app factory to pay for)."""
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    import slas.models  # noqa: F401  (tables the demo accounts' groups refer to)
+    from engine import unit_of_work
+    from engine.database import configure
+    from engine.db import Base
+    from engine.runtime import Engine
+    from web.demo import create_accounts
+
+    db_engine = create_engine(db_url, **engine_options(db_url))
+    configure(db_engine)
+    Base.metadata.create_all(db_engine)
+    unit_of_work.install()
+    session = scoped_session(sessionmaker(db_engine))
+    create_accounts(session, T0)
+    session.commit()
+    yield session, Engine()
+    session.remove()
+    db_engine.dispose()
+
+
 BILLING_TODAY = date(2026, 11, 23)
 
 

@@ -15,6 +15,7 @@ from engine import outbox as _outbox  # noqa: F401  (registers tables)
 from engine.lease import SchedulerLease  # noqa: F401
 from engine.runtime import Engine
 from processes import sms_templates as _sms_templates  # noqa: F401  (registers tables)
+from processes import file_exchange as _file_exchange  # noqa: F401  (registers tables)
 from processes import telephony as _telephony  # noqa: F401  (registers tables)
 from slas import models as _sla_models  # noqa: F401
 from slas.clocks import SlaListener
@@ -63,9 +64,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import (
         admin,
         api,
-        api_callbacks,  # noqa: F401  (its routes join api.bp)
-        api_calls,  # noqa: F401
-        api_customers,  # noqa: F401
         auth,
         calls,
         cases,
@@ -77,7 +75,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         modeler,
         views_helpers,
     )
-    from .api_definitions import designer_required  # noqa: F401  (its routes join api.bp)
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
@@ -87,8 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(modeler.bp)
     app.register_blueprint(customers.bp)
     app.register_blueprint(calls.bp)
-    app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)
+    api.register(app)  # the REST API (web/api/), exempt from CSRF
     errors.register(app)
     views_helpers.register(app)
     cli.register(app)

@@ -9,10 +9,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from engine import outbox
+from engine import outbox, peer_events
 from engine.clock import utcnow
 from engine.errors import KefuError
 from engine.models import ProcessInstance
+from processes import file_exchange
 from processes.sms_templates import DEFAULTS, SmsTemplate, check_template
 
 from .access import roles_required
@@ -46,15 +47,22 @@ def retry(incident_id: int):
 def sms_log():
     jobs = list(db.session.scalars(select(outbox.ConnectorJob).where(outbox.ConnectorJob.operation == "sms.send")
                                    .order_by(outbox.ConnectorJob.id.desc()).limit(200)))
-    refs: dict[int, list[outbox.PeerReference]] = {}
-    for ref in db.session.scalars(select(outbox.PeerReference).where(
-            outbox.PeerReference.job_id.in_([j.id for j in jobs] or [-1]))):
+    refs: dict[int, list[peer_events.PeerReference]] = {}
+    for ref in db.session.scalars(select(peer_events.PeerReference).where(
+            peer_events.PeerReference.job_id.in_([j.id for j in jobs] or [-1]))):
         refs.setdefault(ref.job_id, []).append(ref)
-    replies = outbox.recent_inbound(db.session, "sms_mo", 50)
+    replies = peer_events.recent_inbound(db.session, "sms_mo", 50)
     smsc = current_app.extensions.get("kefu_demo_smsc")
     received = smsc.messages()[-50:][::-1] if smsc is not None else None
     return render_template("admin_sms.html", jobs=jobs, refs=refs, replies=replies, received=received,
                            cases=_cases([j.instance_id for j in jobs] + [r.instance_id for r in replies]))
+
+
+@bp.get("/exchanges")
+@roles_required("admin", "manager")
+def exchanges():
+    return render_template("admin_exchanges.html", rows=file_exchange.exchanges(db.session),
+                           labels=file_exchange.LABELS, directions=file_exchange.DIRECTIONS)
 
 
 @bp.post("/sms/demo-reply")

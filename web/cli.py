@@ -73,10 +73,9 @@ def register(app: Flask) -> None:
         """Run one tick (timers, SLA scan) as of a given time and print what it did."""
         from processes.tick import tick
 
-        from .demo_billing import billing_simulator
+        from .scheduler import tick_settings
 
-        report = tick(db.session, _engine(), _parse_at(at),
-                      billing_simulator=billing_simulator(current_app._get_current_object()))
+        report = tick(db.session, _engine(), _parse_at(at), **tick_settings(current_app._get_current_object()))
         for line in report.lines():
             click.echo(line)
 
@@ -119,9 +118,9 @@ def register(app: Flask) -> None:
             click.echo(f"deployed {line}")
         if demo:
             from .demo import ACCOUNTS, PASSWORD, load_demo
-            from .demo_peers import start_demo_pbx, start_demo_smsc
+            from .demo_peers import start_demo_ftp, start_demo_pbx, start_demo_smsc
 
-            for start_peer in (start_demo_smsc, start_demo_pbx):
+            for start_peer in (start_demo_smsc, start_demo_pbx, start_demo_ftp):
                 line = start_peer(current_app._get_current_object())
                 if line:
                     click.echo(line)

@@ -38,6 +38,10 @@ def from_environment() -> dict:
         # Unset: a demo billing database in the data dir, with the demo billing simulator.
         "KEFU_BILLING_DEMO": not os.environ.get("KEFU_BILLING_URL"),
         "KEFU_AMI_URL": os.environ.get("KEFU_AMI_URL", ""),
+        # The national / network-management centre's FTP exchange (ftp:// or ftps://).
+        "KEFU_FTP_URL": os.environ.get("KEFU_FTP_URL", ""),
+        # How long the receiver has to write NAME.ok before the file is sent again (then an incident).
+        "KEFU_FTP_ACK_MINUTES": int(os.environ.get("KEFU_FTP_ACK_MINUTES", "60")),
         "KEFU_POP_STREAM_SECONDS": float(os.environ.get("KEFU_POP_STREAM_SECONDS", "25")),
         # Customers are called back only in these hours (Beijing time); outside, callbacks wait.
         "KEFU_CALLBACK_HOURS": os.environ.get("KEFU_CALLBACK_HOURS", "08:00-21:00"),

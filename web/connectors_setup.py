@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask
 
 from connectors.base import Registry, TransientError
-from engine import outbox
+from engine import peer_events
 from engine.clock import utcnow
 
 from .extensions import app_sessions, db
@@ -62,7 +62,7 @@ class LazySms:
     def _store(self, kind: str, payload: dict[str, Any], ref: str | None) -> None:
         with self.app.app_context():
             try:
-                outbox.receive(db.session, kind, payload, now=utcnow(), ref=ref)
+                peer_events.receive(db.session, kind, payload, now=utcnow(), ref=ref)
                 db.session.commit()
             finally:
                 db.session.remove()
@@ -112,6 +112,7 @@ def build_registry(app: Flask) -> Registry:
     registry.add(billing_operations(billing), close=billing.close)
     app.extensions["kefu_billing"] = billing
     _add_pbx(app, registry, starters)
+    _add_ftp(app, registry)
     from processes.outbound_call_operations import operations as product_operations
     from processes.outbound_calls import CallingHours
 
@@ -237,6 +238,30 @@ def use_pbx(app: Flask, url: str) -> LazyPbx:
     app.extensions["kefu_connector_starters"].append(pbx.start)
     app.extensions["kefu_pbx"] = pbx
     return pbx
+
+
+def _add_ftp(app: Flask, registry: Registry) -> None:
+    from connectors.ftp import operations as ftp_operations
+
+    url = app.config.get("KEFU_FTP_URL")
+    # Unconfigured, exchange jobs wait and retry (the files are kept) until a URL is set.
+    registry.add(ftp_operations(_ftp_client(url) if url else Unconfigured("KEFU_FTP_URL")))
+
+
+def _ftp_client(url: str) -> Any:
+    from connectors.ftp import FtpExchangeClient, parse_ftp_url
+
+    return FtpExchangeClient(parse_ftp_url(url))
+
+
+def use_ftp(app: Flask, url: str) -> None:
+    """Exchange files through the FTP server at ``url`` from now on (the demo's loopback server)."""
+    from connectors.ftp import operations as ftp_operations
+
+    registry: Registry = app.extensions["kefu_connectors"]
+    app.config["KEFU_FTP_URL"] = url
+    for op in ftp_operations(_ftp_client(url)):
+        registry.operations[op.name] = op  # the engine and its worker share this mapping
 
 
 def use_smsc(app: Flask, url: str) -> None:

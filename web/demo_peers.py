@@ -59,6 +59,28 @@ def start_demo_pbx(app: Flask) -> str | None:
             "(Calls → Simulate an inbound call rings an agent's extension)")
 
 
+def start_demo_ftp(app: Flask) -> str | None:
+    """Start a loopback FTP server and point the file exchange at it; the line to print, or None."""
+    if app.config.get("KEFU_FTP_URL"):
+        return None
+    try:
+        import secrets
+
+        from peers.ftp import FtpPeer
+
+        peer = FtpPeer().start(port=0, user="kefu", password=secrets.token_hex(8))
+    except Exception as exc:  # noqa: BLE001 - the demo runs on; exchange jobs wait in the outbox
+        log.warning("no loopback FTP server for the demo: %s", exc)
+        return f"KEFU_FTP_URL is not set and the loopback FTP server could not start ({exc}); files wait"
+    atexit.register(peer.close)
+    app.extensions["kefu_demo_ftp"] = peer
+    from .connectors_setup import use_ftp
+
+    use_ftp(app, peer.url)
+    return (f"KEFU_FTP_URL is not set: files are exchanged with a loopback FTP server on 127.0.0.1:{peer.port} "
+            "(admin → File exchange shows them)")
+
+
 def send_demo_reply(app: Flask, source: str, text: str) -> Any:
     """Make the demo SMSC deliver a customer's SMS reply (as if ``source`` had texted us)."""
     peer = app.extensions.get("kefu_demo_smsc")

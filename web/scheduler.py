@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import uuid
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
@@ -36,10 +37,7 @@ def start_scheduler(app: Flask) -> BackgroundScheduler:
                 now = utcnow()
                 if not lease.acquire(db.session, LEASE, holder, now, ttl_seconds=max(30, 6 * seconds)):
                     return
-                from .demo_billing import billing_simulator
-
-                report = tick(db.session, app.extensions["kefu_engine"], now,
-                              billing_simulator=billing_simulator(app))
+                report = tick(db.session, app.extensions["kefu_engine"], now, **tick_settings(app))
                 lease.record_tick(db.session, LEASE, now)
                 db.session.commit()
                 if report.eventful:
@@ -91,3 +89,14 @@ def start_job_waker(app: Flask) -> threading.Event:
     threading.Thread(target=loop, name="kefu-job-waker", daemon=True).start()
     app.extensions["kefu_wake_jobs"] = wake
     return wake
+
+
+def tick_settings(app: Flask) -> dict[str, Any]:
+    """The tick's settings from the app's configuration (the scheduler's and ``kefu tick``'s)."""
+    from datetime import timedelta
+
+    from .demo_billing import billing_simulator
+
+    return {"billing_simulator": billing_simulator(app),
+            "ftp_ack_limit": timedelta(minutes=int(app.config.get("KEFU_FTP_ACK_MINUTES") or 60)),
+            "collect_files": bool(app.config.get("KEFU_FTP_URL"))}

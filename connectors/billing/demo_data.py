@@ -393,7 +393,7 @@ class _Generator:
         long_distance = {"ip": "ip", "ld193": "domestic"}.get(plan.service_type, "none")
         if kind == "voice_out" and long_distance == "none" and rnd() < 0.15:
             long_distance = "international" if "intl_long_distance" in features and rnd() < 0.1 else "domestic"
-        other = self.party_pool[int(rnd() * len(self.party_pool))]
+        other: str | None = self.party_pool[int(rnd() * len(self.party_pool))]
         duration = volume = fee = 0
         if kind in ("voice_out", "voice_in"):
             duration = 3 + int(self.rng.expovariate(1 / 120))

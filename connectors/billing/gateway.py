@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Integer, Table, bindparam, create_engine, event, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
@@ -81,6 +81,10 @@ _DUMMY_HASH = hash_password("not-a-password", salt=b"kefu-dummy-salt!")
 
 
 # -- small conversions -----------------------------------------------------------------------------
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
 def utc(value: datetime | None) -> datetime | None:
     """As an aware UTC datetime; a naive value (SQLite gives those back) is taken to be UTC."""
     if value is None:
@@ -189,7 +193,8 @@ def _on_sqlite_connect(timeout: float) -> Callable[[Any, Any], None]:
 def _on_sqlite_begin(conn: Connection) -> None:
     # Another listener on this engine may have begun already. A writer takes the write lock at BEGIN so that it waits its turn under
     # the busy timeout instead of failing at its first write; readers just get a snapshot.
-    if conn.connection.dbapi_connection.in_transaction:
+    dbapi = conn.connection.dbapi_connection  # None only once the connection is invalidated
+    if dbapi is not None and dbapi.in_transaction:
         return
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
@@ -424,7 +429,7 @@ class BillingGateway:
                 else:
                     row["customer_id"] = subscription.customer_id
                 conn.execute(insert(table).values(**row))
-                created = self._find(conn, table, key)
+                created = conn.execute(select(table).where(table.c.idempotency_key == key)).one()
         except IntegrityError as exc:
             # Another worker inserted the same key between our read and our insert (PostgreSQL;
             # SQLite writers are serialised by BEGIN IMMEDIATE): the unique key kept one row.

@@ -112,6 +112,11 @@ def _decide(request_type: str, params: dict[str, Any], sub: Row) -> Outcome:
     """What billing does with one order: the rules a real billing system would apply, simplified."""
     if sub.status == "closed":
         return codes.REJECTED, "号码已销户，不能办理", {}
+    if request_type == "suspend" and params.get("reason") == "arrears":  # dunning: suspend for arrears
+        mode = params.get("mode") or "two_way"
+        if sub.status == f"{mode}_suspended" or sub.status == "two_way_suspended":
+            return codes.REJECTED, "号码已处于该停机状态", {}
+        return codes.DONE, None, {"status": f"{mode}_suspended", "status_reason": "arrears"}
     if (sub.arrears_fen or 0) > 0 and request_type != "report_loss":
         return codes.REJECTED, f"用户欠费 ¥{codes.yuan(sub.arrears_fen)}，请先缴清欠费", {}
     if request_type in ("feature_on", "feature_off"):
@@ -125,7 +130,7 @@ def _decide(request_type: str, params: dict[str, Any], sub: Row) -> Outcome:
             return codes.REJECTED, "号码状态正常，无需开机", {}
         if sub.status_reason == "lost":
             return codes.REJECTED, "挂失停机的号码需本人持证件到营业厅补卡后开机", {}
-        if sub.status_reason in ("arrears", "operator"):
+        if sub.status_reason == "operator":  # arrears: resumed once paid (the check above)
             return codes.REJECTED, f"{codes.label(codes.STATUS_REASONS, sub.status_reason)}，不能受理开机", {}
         return codes.DONE, None, {"status": "active", "status_reason": None}
     if request_type == "report_loss":

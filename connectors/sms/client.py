@@ -328,7 +328,8 @@ class SmppClient:
         """Register a waiter and write the submit_sm; None if it was not sent because ``link`` is gone."""
         with self._write:
             with self._cond:
-                if self._link is not link or link._socket is None:  # smpplib has no public accessor
+                # _socket: smpplib has no public accessor
+                if self._link is None or self._link is not link or link._socket is None:
                     return None
                 pdu = smpp.make_pdu("submit_sm", client=link, short_message=short_message, **fields)
                 waiter = _Waiter(tag)

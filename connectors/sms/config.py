@@ -77,7 +77,11 @@ def parse_smpp_url(url: str) -> SmppConfig:
         known = ", ".join(["source", "system_type", *_NUMBERS])
         raise ValueError(f"SMPP URL has unknown parameter(s) {', '.join(sorted(options))}; known: {known}")
     return SmppConfig(host=host, port=port or DEFAULT_PORT, system_id=system_id, password=password,
-                      source=source, system_type=system_type, **numbers)
+                      source=source, system_type=system_type,
+                      window=int(numbers.get("window", SmppConfig.window)),
+                      mps=numbers.get("mps", SmppConfig.mps),
+                      enquire_link=numbers.get("enquire_link", SmppConfig.enquire_link),
+                      timeout=numbers.get("timeout", SmppConfig.timeout))
 
 
 def _query(query: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
 from connectors.base import Operation
-from engine.runtime import waits_for_message
+from engine.messages import waits_for_message
 from engine.service_tasks import ConnectorCalls, begin_step, end_step, make_parser
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -101,16 +101,16 @@ def _versions(session) -> int:
     (user_task(extra='<spiffworkflow:property name="kefu.sla.duration" value="24 hours" />'), None,
      [("t", "time limit: '24 HOURS' is not an ISO-8601 duration such as PT2H or P3D")]),
 ])
-def test_each_rule_names_the_element_and_nothing_is_stored(ctx, xml, forms, expected):
-    session, _engine = ctx
+def test_each_rule_names_the_element_and_nothing_is_stored(store, xml, forms, expected):
+    session, _engine = store
     with pytest.raises(DefinitionInvalid) as caught:
         _deploy(session, xml, forms)
     assert [(e["element_id"], e["message"]) for e in caught.value.errors] == expected
     assert _versions(session) == 0
 
 
-def test_a_valid_diagram_deploys_as_version_one_then_two(ctx):
-    session, _engine = ctx
+def test_a_valid_diagram_deploys_as_version_one_then_two(store):
+    session, _engine = store
     first = _deploy(session, user_task(extra='<spiffworkflow:property name="kefu.sla.duration" value="PT2H" />'))
     second = _deploy(session, user_task())  # the form comes from version 1
     assert (first.version, second.version, second.forms) == (1, 2, FORMS)
@@ -131,8 +131,8 @@ def service_task(operation: str, params: dict[str, str]) -> bytes:
     return diagram('<bpmn:startEvent id="s" />' + task + '<bpmn:endEvent id="e" />' + flows("s>t", "t>e"))
 
 
-def test_service_tasks_name_installed_operations_with_their_required_parameters(ctx):
-    session, _engine = ctx
+def test_service_tasks_name_installed_operations_with_their_required_parameters(store):
+    session, _engine = store
     operations = {"sms.send": FakeOperation("sms.send", ("to", "text"))}
     with pytest.raises(DefinitionInvalid) as caught:
         _deploy(session, service_task("fax.send", {"to": "phone"}), operations=operations)
@@ -143,8 +143,8 @@ def test_service_tasks_name_installed_operations_with_their_required_parameters(
     assert _deploy(session, service_task("sms.send", {"to": "phone", "text": "'hi'"}), operations=operations).version == 1
 
 
-def test_parse_errors_come_first_and_alone(ctx):
-    session, _engine = ctx
+def test_parse_errors_come_first_and_alone(store):
+    session, _engine = store
     with pytest.raises(DefinitionInvalid) as caught:
         _deploy(session, b"<bpmn:definitions")
     assert caught.value.errors[0]["element_id"] is None and "well-formed" in caught.value.message

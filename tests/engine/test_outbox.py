@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.base import INLINE, NotReady, Operation, PermanentError, TransientError
-from engine import outbox
+from engine import outbox, peer_events
 from engine.errors import DefinitionInvalid, PeerUnavailable
 from engine.models import ProcessInstance, instance_events, open_tasks_of_instance
 from engine.people import user_by_name
@@ -43,8 +43,8 @@ class ScriptedPeer:
 
 
 @pytest.fixture
-def peer(ctx):
-    session, engine = ctx
+def peer(store):
+    session, engine = store
     peer = ScriptedPeer()
     engine.operations.update({
         "test.echo": Operation("test.echo", "回显", peer.echo, required=("text",)),
@@ -70,8 +70,8 @@ def _jobs(session, instance_id):
     return outbox.jobs_of_instance(session, instance_id)
 
 
-def test_job_is_written_with_the_step_and_result_resumes_the_instance(ctx, peer):
-    session, engine = ctx
+def test_job_is_written_with_the_step_and_result_resumes_the_instance(store, peer):
+    session, engine = store
     instance = _start(session, engine)
     (job,) = _jobs(session, instance.id)
     assert (job.operation, job.status, job.params, job.wait) == ("test.echo", "queued", {"text": "你好"}, True)
@@ -89,8 +89,8 @@ def test_job_is_written_with_the_step_and_result_resumes_the_instance(ctx, peer)
     assert data["found"] == {"vip": True}  # the inline lookup ran inside the step
 
 
-def test_a_notification_does_not_hold_the_case(ctx, peer):
-    session, engine = ctx
+def test_a_notification_does_not_hold_the_case(store, peer):
+    session, engine = store
     instance = _start(session, engine)
     engine.run_jobs(session, T0)
     (task,) = open_tasks_of_instance(session, instance.id)
@@ -105,16 +105,16 @@ def test_a_notification_does_not_hold_the_case(ctx, peer):
     assert [c[1]["text"] for c in peer.calls] == ["你好", "done: 你好"]
 
 
-def test_a_step_that_rolls_back_leaves_no_job(ctx, peer):
-    session, engine = ctx
+def test_a_step_that_rolls_back_leaves_no_job(store, peer):
+    session, engine = store
     agent = user_by_name(session, "agent1")
     engine.start(session, "outbox_test", {"text": "x", "customer_phone": "1"}, actor=agent, now=T0)
     session.rollback()
     assert session.scalar(select(func.count()).select_from(outbox.ConnectorJob)) == 0
 
 
-def test_transient_failures_back_off_exponentially_then_succeed(ctx, peer):
-    session, engine = ctx
+def test_transient_failures_back_off_exponentially_then_succeed(store, peer):
+    session, engine = store
     instance = _start(session, engine)
     peer.script = [TransientError("SMSC busy"), TransientError("SMSC busy")]
     assert engine.run_jobs(session, T0).retried == 1
@@ -131,8 +131,8 @@ def test_transient_failures_back_off_exponentially_then_succeed(ctx, peer):
     assert open_tasks_of_instance(session, instance.id)[0].name == "review"
 
 
-def test_exhausted_retries_open_an_incident_and_retry_resumes(ctx, peer):
-    session, engine = ctx
+def test_exhausted_retries_open_an_incident_and_retry_resumes(store, peer):
+    session, engine = store
     instance = _start(session, engine)
     peer.script = [TransientError("link down")] * 5
     at = T0
@@ -154,8 +154,8 @@ def test_exhausted_retries_open_an_incident_and_retry_resumes(ctx, peer):
     assert open_tasks_of_instance(session, instance.id)[0].name == "review"
 
 
-def test_a_refused_call_is_an_incident_at_once(ctx, peer):
-    session, engine = ctx
+def test_a_refused_call_is_an_incident_at_once(store, peer):
+    session, engine = store
     instance = _start(session, engine)
     peer.script = [PermanentError("SMSC refused the bind: ESME_RINVPASWD")]
     assert engine.run_jobs(session, T0).incidents == 1
@@ -164,8 +164,8 @@ def test_a_refused_call_is_an_incident_at_once(ctx, peer):
     assert "incident" in [e.kind for e in instance_events(session, instance.id)]
 
 
-def test_not_ready_asks_again_later_without_counting_an_attempt(ctx, peer):
-    session, engine = ctx
+def test_not_ready_asks_again_later_without_counting_an_attempt(store, peer):
+    session, engine = store
     instance = _start(session, engine)
     peer.script = [NotReady(timedelta(seconds=30))] * 3
     at = T0
@@ -177,8 +177,8 @@ def test_not_ready_asks_again_later_without_counting_an_attempt(ctx, peer):
     assert engine.run_jobs(session, at).done == 1
 
 
-def test_worker_crash_mid_call_never_calls_a_non_idempotent_peer_twice(ctx, peer):
-    session, engine = ctx
+def test_worker_crash_mid_call_never_calls_a_non_idempotent_peer_twice(store, peer):
+    session, engine = store
     instance = _start(session, engine)
     (claimed,) = engine.worker.claim(session, T0, 10)
     engine.worker.execute([claimed], T0)  # the peer is called … and the worker dies here
@@ -189,8 +189,8 @@ def test_worker_crash_mid_call_never_calls_a_non_idempotent_peer_twice(ctx, peer
     assert incident.kind == "outcome_unknown" and incident.instance_id == instance.id
 
 
-def test_worker_crash_mid_call_reruns_an_idempotent_operation(ctx, peer):
-    session, engine = ctx
+def test_worker_crash_mid_call_reruns_an_idempotent_operation(store, peer):
+    session, engine = store
     engine.operations["test.echo"] = Operation("test.echo", "回显", peer.echo, required=("text",),
                                                idempotent=True)
     instance = _start(session, engine)
@@ -201,8 +201,8 @@ def test_worker_crash_mid_call_reruns_an_idempotent_operation(ctx, peer):
     assert open_tasks_of_instance(session, instance.id)[0].name == "review"
 
 
-def test_a_busy_case_gets_the_result_later_without_a_second_call(ctx, peer, monkeypatch):
-    session, engine = ctx
+def test_a_busy_case_gets_the_result_later_without_a_second_call(store, peer, monkeypatch):
+    session, engine = store
     instance = _start(session, engine)
     from engine.errors import Conflict
 
@@ -223,8 +223,8 @@ def test_a_busy_case_gets_the_result_later_without_a_second_call(ctx, peer, monk
     assert open_tasks_of_instance(session, instance.id)[0].name == "review"
 
 
-def test_inline_failure_abandons_the_step_with_a_clear_error(ctx, peer):
-    session, engine = ctx
+def test_inline_failure_abandons_the_step_with_a_clear_error(store, peer):
+    session, engine = store
     agent = user_by_name(session, "agent1")
     with pytest.raises(PeerUnavailable, match="billing database unreachable"):
         engine.start(session, "outbox_test", {"text": "x", "customer_phone": "down"}, actor=agent, now=T0)
@@ -233,8 +233,8 @@ def test_inline_failure_abandons_the_step_with_a_clear_error(ctx, peer):
                           .where(ProcessInstance.process_key == "outbox_test")) == 0
 
 
-def test_deploy_refuses_unknown_operations_and_missing_parameters(ctx, peer):
-    session, engine = ctx
+def test_deploy_refuses_unknown_operations_and_missing_parameters(store, peer):
+    session, engine = store
     bad_op = DIAGRAM.replace(b'id="test.echo" resultVariable="echo"', b'id="sms.nope" resultVariable="echo"')
     with pytest.raises(DefinitionInvalid) as err:
         engine.deploy(session, bad_op, NOTE, now=T0)
@@ -246,8 +246,8 @@ def test_deploy_refuses_unknown_operations_and_missing_parameters(ctx, peer):
     assert err.value.errors[0]["element_id"] == "lookup" and "phone" in err.value.errors[0]["message"]
 
 
-def test_many_jobs_run_concurrently_each_exactly_once(ctx, peer):
-    session, engine = ctx
+def test_many_jobs_run_concurrently_each_exactly_once(store, peer):
+    session, engine = store
     for i in range(60):
         outbox.enqueue(session, "test.echo", {"text": f"m{i}"}, key=f"bulk-{i}", now=T0)
     session.commit()
@@ -257,8 +257,8 @@ def test_many_jobs_run_concurrently_each_exactly_once(ctx, peer):
 
 
 
-def test_one_outcome_that_cannot_be_stored_does_not_roll_back_the_batch(ctx, peer):
-    session, engine = ctx
+def test_one_outcome_that_cannot_be_stored_does_not_roll_back_the_batch(store, peer):
+    session, engine = store
     good = [_start(session, engine, text=f"第{i}条") for i in range(3)]
     bad = _start(session, engine, text="坏结果")
     original = peer.echo
@@ -282,19 +282,19 @@ def test_one_outcome_that_cannot_be_stored_does_not_roll_back_the_batch(ctx, pee
     assert len(peer.calls) == 4  # every peer was called once, none again
 
 
-def test_a_peer_id_given_again_after_a_restart_reports_on_the_newest_call(ctx, peer):
-    session, engine = ctx
+def test_a_peer_id_given_again_after_a_restart_reports_on_the_newest_call(store, peer):
+    session, engine = store
     first, second = _start(session, engine, text="一"), _start(session, engine, text="二")
     engine.run_jobs(session, T0)
     jobs = [_jobs(session, first.id)[0], _jobs(session, second.id)[0]]
-    outbox.add_references(session, jobs[0], "smpp", ["0000000001"], "submitted", T0)
+    peer_events.add_references(session, jobs[0], "smpp", ["0000000001"], "submitted", T0)
     session.commit()
     later = T0 + timedelta(hours=1)
-    outbox.add_references(session, jobs[1], "smpp", ["0000000001"], "submitted", later)  # same id again
+    peer_events.add_references(session, jobs[1], "smpp", ["0000000001"], "submitted", later)  # same id again
     session.commit()
-    row = outbox.update_reference(session, "smpp", "0000000001", "delivered", later)
+    row = peer_events.update_reference(session, "smpp", "0000000001", "delivered", later)
     assert row.instance_id == second.id
     session.commit()
     # Beyond the window an id names no call any more.
-    assert outbox.update_reference(session, "smpp", "0000000001", "delivered",
-                                   later + outbox.REFERENCE_WINDOW + timedelta(minutes=1)) is None
+    assert peer_events.update_reference(session, "smpp", "0000000001", "delivered",
+                                   later + peer_events.REFERENCE_WINDOW + timedelta(minutes=1)) is None

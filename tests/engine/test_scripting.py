@@ -125,8 +125,8 @@ def _diagram(script: str, condition: str = "True") -> bytes:
 </bpmn:definitions>""".encode()
 
 
-def test_deploy_refuses_scripts_naming_the_element(ctx):
-    session, engine = ctx
+def test_deploy_refuses_scripts_naming_the_element(store):
+    session, engine = store
     with pytest.raises(DefinitionInvalid) as caught:
         engine.deploy(session, _diagram("out = __import__('os').popen('id').read()"), {}, now=T0)
     assert [e["element_id"] for e in caught.value.errors] == ["evil_script"]
@@ -167,8 +167,8 @@ def test_shipped_diagrams_pass_the_check():
         assert script_errors(etree.parse(str(path)).getroot()) == [], path.name
 
 
-def test_a_script_refused_at_run_time_fails_the_case_without_effect(ctx):
-    session, engine = ctx
+def test_a_script_refused_at_run_time_fails_the_case_without_effect(store):
+    session, engine = store
     engine.deploy(session, _diagram("out = 'x' * 10**9"), {}, now=T0)
     session.commit()
     from engine.errors import InstanceFailed

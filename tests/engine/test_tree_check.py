@@ -31,16 +31,16 @@ def _loop(passes: int) -> bytes:
 </bpmn:definitions>""".encode()
 
 
-def test_a_short_loop_completes(ctx):
-    session, engine = ctx
+def test_a_short_loop_completes(store):
+    session, engine = store
     engine.deploy(session, _loop(50), {}, now=T0)
     instance = engine.start(session, "looping", {}, actor=user_by_name(session, "admin"), now=T0)
     session.commit()
     assert instance.status == "completed" and engine.workflow_data(session, instance)["n"] == 50
 
 
-def test_a_loop_beyond_the_iterator_depth_is_never_recorded_as_completed(ctx):
-    session, engine = ctx
+def test_a_loop_beyond_the_iterator_depth_is_never_recorded_as_completed(store):
+    session, engine = store
     engine.deploy(session, _loop(600), {}, now=T0)
     session.commit()
     with pytest.raises(InstanceFailed) as caught:

@@ -17,6 +17,7 @@ from connectors.billing.schema import service_orders, subscriptions
 from connectors.billing.simulator import BillingSimulator
 from engine import outbox
 from engine.models import AuditEvent, ProcessInstance
+from engine.workflow_cache import WorkflowCache
 from web.extensions import db
 
 KEY = "business_acceptance"
@@ -78,6 +79,13 @@ class Desk:
 
     def take(self, request: dict) -> None:
         self.complete("take_request", request)
+
+
+@pytest.fixture(autouse=True)
+def _reload_every_step(app):
+    """Every step of this diagram starts from its stored state (no cached workflow), so that
+    whatever the state does not keep is found here (save→reload at every step)."""
+    app.extensions["kefu_engine"].workflows = WorkflowCache(0)
 
 
 @pytest.fixture

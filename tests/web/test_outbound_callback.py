@@ -20,6 +20,7 @@ from engine.models import (
     open_tasks_of_instance,
 )
 from engine.people import user_by_name
+from engine.workflow_cache import WorkflowCache
 from processes.outbound_calls import CallingHours, start_callback
 from processes.telephony import Call, ScreenPop
 from processes.tick import tick
@@ -31,6 +32,13 @@ NEXT_MORNING = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # Tuesday 08:00 in Beij
 SOON = timedelta(seconds=1)  # Spiff fires a timer once its time has passed (not at the instant)
 
 
+
+
+@pytest.fixture(autouse=True)
+def _reload_every_step(app):
+    """Every step of this diagram starts from its stored state (no cached workflow), so that
+    whatever the state does not keep is found here (save→reload at every step)."""
+    app.extensions["kefu_engine"].workflows = WorkflowCache(0)
 
 
 @pytest.fixture

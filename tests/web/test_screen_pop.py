@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
-from engine import outbox
+from engine import outbox, worker
 from tests.conftest import FAST_AMI, T0
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 3.0) -> Any:
 
 
 
-def run_jobs(app: Flask, now: Any) -> outbox.RunReport:
+def run_jobs(app: Flask, now: Any) -> worker.RunReport:
     from web.extensions import db
 
     with app.app_context():

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine import outbox
+from engine import outbox, peer_events
 from engine.models import ProcessInstance, instance_events, open_tasks_of_instance
 from engine.people import user_by_name
 from processes.tick import tick
@@ -107,7 +107,7 @@ def test_a_reply_no_case_waits_for_is_kept_and_not_lost(sms_ctx):
     session, engine, smsc = sms_ctx
     smsc.send_mo("13911112222", "10010", "你好")
     (reply, *_) = _poll(session, engine, T0,
-                        lambda: [r for r in outbox.recent_inbound(session, "sms_mo") if r.processed_at],
+                        lambda: [r for r in peer_events.recent_inbound(session, "sms_mo") if r.processed_at],
                         "the reply was not handled")
     assert reply.payload["text"] == "你好"
     assert reply.outcome == "no case waits for a reply from this number"

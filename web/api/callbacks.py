@@ -1,4 +1,4 @@
-"""REST API: callbacks (routes join ``api.bp``; see README for the contract).
+"""REST API: callbacks (see README for the contract).
 
 ``POST /api/v1/callbacks`` is how the IVR asks for a callback (遇忙回叫: a caller who gave up
 waiting) — or any system for a reply call or a return visit. It starts an ``outbound_callback``
@@ -10,20 +10,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from sqlalchemy import select
 
+from engine import access
 from engine.clock import utcnow
 from engine.models import ProcessInstance
 from processes import outbound_calls as callbacks
 
-from .api import api_login_required, bp
-from .errors import error_response
-from .extensions import db
-from .views_helpers import engine
+from ..errors import error_response
+from ..extensions import db
+from ..views_helpers import engine
+from .guards import api_login_required
 
 CALLBACK_ROLES = ("agent", "leader", "manager", "admin")  # an IVR gets its own account with role agent
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,60}$")
+
+
+def register(bp: Blueprint) -> None:
+    bp.post("/callbacks")(request_callback)
 
 
 def _fields(body: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -57,7 +62,6 @@ def _fields(body: Any) -> tuple[dict[str, Any], dict[str, str]]:
             "kind": kind, "case_reference": case_reference, "request_id": request_id}, errors
 
 
-@bp.post("/callbacks")
 @api_login_required
 def request_callback():
     user = g.api_user
@@ -71,7 +75,7 @@ def request_callback():
     if fields["case_reference"]:
         origin = db.session.scalar(select(ProcessInstance).where(
             ProcessInstance.reference == fields["case_reference"]))
-        if origin is None or not engine().may_view_instance(db.session, user, origin):
+        if origin is None or not access.may_view_instance(db.session, user, origin):
             return error_response(422, "unknown_case", f"no case {fields['case_reference']}",
                                   fields={"case_reference": "no such case"})
     instance, created = callbacks.start_callback(

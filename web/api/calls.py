@@ -1,4 +1,4 @@
-"""REST API: calls (routes join ``api.bp``; see README for the contract).
+"""REST API: calls (see README for the contract).
 
 ``POST /api/v1/calls/inbound`` lets CTI middleware that does not speak AMI report a call ringing
 an agent's extension: the same call record and screen pop as a ringing seen on the AMI link.
@@ -10,20 +10,24 @@ import re
 import uuid
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from engine.clock import utcnow
 from processes import telephony
 
-from .api import api_login_required, bp
-from .errors import error_response
-from .extensions import db
+from ..errors import error_response
+from ..extensions import db
+from .guards import api_login_required
 
 CTI_ROLES = ("agent", "leader", "admin")  # an integration account is an agent or admin account
 _PHONE = re.compile(r"^\+?\d{3,20}$")
 _SEPARATORS = re.compile(r"[\s\-()]")
 _EXTENSION = re.compile(r"^\d{2,8}$")
 _CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,80}$")
+
+
+def register(bp: Blueprint) -> None:
+    bp.post("/calls/inbound")(inbound_call)
 
 
 def _inbound_fields(body: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -49,7 +53,6 @@ def _inbound_fields(body: Any) -> tuple[dict[str, Any], dict[str, str]]:
     return fields, errors
 
 
-@bp.post("/calls/inbound")
 @api_login_required
 def inbound_call():
     user = g.api_user

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from sqlalchemy import func, select
 
 from engine import definitions, migration
@@ -25,13 +22,23 @@ from engine.clock import utcnow
 from engine.errors import DefinitionInvalid, NotFound
 from engine.models import RUNNING, ProcessDefinition, ProcessInstance
 
-from .api import api_login_required, bearer_user, bp
-from .errors import error_response
-from .extensions import csrf, db
-from .views_helpers import engine
+from ..errors import error_response
+from ..extensions import db
+from ..views_helpers import engine
+from .guards import api_login_required, designer_required
 
-DESIGNER_ROLES = ("analyst", "admin")
 MAX_FORMS = 50
+
+
+def register(bp: Blueprint) -> None:
+    bp.post("/definitions")(deploy_definition)
+    bp.get("/definitions")(list_definitions)
+    bp.get("/definitions/<key>")(get_definition)
+    bp.get("/definitions/<key>/bpmn")(definition_bpmn)
+    bp.get("/connectors/operations")(connector_operations)
+    bp.get("/instances/<int:instance_id>/migration")(migration_preview)
+    bp.post("/instances/<int:instance_id>/migrate")(migrate_instance)
+
 
 # Engine messages (English) → the user's language; an unknown message is shown as it is.
 _MESSAGES: list[tuple[re.Pattern[str], Any]] = [(re.compile(p), m) for p, m in (
@@ -73,27 +80,6 @@ def localized(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def designer_required(view: Callable) -> Callable:
-    """An analyst or admin: by bearer token, or by the signed-in session plus its CSRF token."""
-
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        user = bearer_user()
-        if user is None and current_user.is_authenticated:
-            if request.method != "GET" and current_app.config.get("WTF_CSRF_ENABLED", True):
-                csrf.protect()  # the API blueprint is exempt; a browser session still needs the token
-            user = current_user._get_current_object()
-        if user is None:
-            return error_response(401, "unauthorized", "a valid bearer token is required")
-        if not user.has_role(*DESIGNER_ROLES):
-            return error_response(403, "forbidden", _("Only analysts and administrators may do this."))
-        g.api_user = user
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
-@bp.post("/definitions")
 @designer_required
 def deploy_definition():
     """Multipart: ``file`` = the .bpmn, any other files = form schemas by file name, ``summary``;
@@ -144,7 +130,6 @@ def _invalid(errors: list[dict[str, Any]]):
                           errors=errors)
 
 
-@bp.get("/definitions")
 @api_login_required
 def list_definitions():
     """Every deployed version (newest first), with who deployed it, when, why, and how many of
@@ -159,7 +144,6 @@ def list_definitions():
                               for d in db.session.scalars(query)]})
 
 
-@bp.get("/definitions/<key>")
 @api_login_required
 def get_definition(key: str):
     definition = _version(key, request.args.get("version", type=int))
@@ -168,7 +152,6 @@ def get_definition(key: str):
     return Response(body, mimetype="application/json")
 
 
-@bp.get("/definitions/<key>/bpmn")
 @api_login_required
 def definition_bpmn(key: str):
     definition = _version(key, request.args.get("version", type=int))
@@ -198,7 +181,6 @@ def _version_summary(d: ProcessDefinition) -> dict[str, Any]:
             "deployed_at": d.deployed_at.isoformat() if d.deployed_at else None, "summary": d.summary}
 
 
-@bp.get("/connectors/operations")
 @api_login_required
 def connector_operations():
     """The operations a service task may name (those of the installed connectors)."""
@@ -226,7 +208,6 @@ def migration_body(plan: migration.MigrationPlan) -> dict[str, Any]:
     return body
 
 
-@bp.get("/instances/<int:instance_id>/migration")
 @designer_required
 def migration_preview(instance_id: int):
     instance = db.session.get(ProcessInstance, instance_id)
@@ -237,7 +218,6 @@ def migration_preview(instance_id: int):
     return jsonify(migration_body(migration.preview(engine(), db.session, instance, target)))
 
 
-@bp.post("/instances/<int:instance_id>/migrate")
 @designer_required
 def migrate_instance(instance_id: int):
     body = request.get_json(silent=True) or {}

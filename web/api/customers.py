@@ -1,4 +1,4 @@
-"""REST API: customers (routes join ``api.bp``; see README for the contract).
+"""REST API: customers (see README for the contract).
 
 ``GET /api/v1/customers/<phone>`` — billing's 360 view of a number (masked) plus the number's
 Kefu cases; ``?month=YYYY-MM`` adds that month's call details. Every call is an audited lookup.
@@ -8,18 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from engine.clock import utcnow
 
-from . import customer_lookup as cl
-from .api import _iso, api_login_required, bp
-from .errors import error_response
+from .. import customer_lookup as cl
+from ..errors import error_response
+from .guards import api_login_required
+from .shapes import iso
 
 CALLS_LIMIT, CALLS_MAX = 200, 1000
 
 
-@bp.get("/customers/<phone>")
+def register(bp: Blueprint) -> None:
+    bp.get("/customers/<phone>")(customer)
+
+
 @api_login_required
 def customer(phone: str):
     user = g.api_user
@@ -42,5 +46,5 @@ def customer(phone: str):
     body["cases"] = [{"id": i.id, "reference": i.reference, "process_key": i.process_key,
                       "status": "running" if i.status == "suspended" else i.status,
                       "suspended": i.status == "suspended", "title": i.title,
-                      "created_at": _iso(i.created_at)} for i in cl.cases_of(phone)]
+                      "created_at": iso(i.created_at)} for i in cl.cases_of(phone)]
     return jsonify(body)

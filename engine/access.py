@@ -1,0 +1,78 @@
+"""Who may do what — the access rules of the engine and of every page and API route, in one place.
+
+Two kinds of rule:
+- **permissions**: what a role may do at all (``allowed(user, "deploy_process")``), a table from
+  permission to roles; admins hold every permission;
+- **reach**: which tasks and cases a user may see or act on (their groups, their hands, the groups
+  they lead), decided on the rows themselves.
+
+Web code never asks ``has_role`` itself: it names the permission it needs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import HumanTask, ProcessInstance
+from .people import Group, User
+
+# permission -> the roles that hold it (admins hold all)
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "see_every_task": frozenset({"manager"}),
+    "see_every_case": frozenset({"manager", "leader"}),
+    "read_escalations": frozenset({"manager", "leader"}),
+    "read_every_escalation": frozenset({"manager"}),
+    "manage_cases": frozenset({"manager", "leader"}),          # suspend/resume, incidents of a case
+    "view_customer_data": frozenset({"agent", "leader", "handler", "manager"}),
+    "read_lookup_audit": frozenset({"manager"}),
+    "start_callback": frozenset({"agent", "leader", "manager"}),
+    "handle_calls": frozenset({"agent", "leader"}),
+    "report_calls": frozenset({"agent", "leader"}),           # CTI: inbound calls through the API
+    "watch_calls": frozenset({"leader", "manager"}),
+    "deploy_process": frozenset({"analyst"}),
+    "watch_exchanges": frozenset({"manager"}),                # files sent to / received from centres
+    "administer": frozenset(),                                # users, incidents, templates
+}
+
+
+def allowed(user: User | None, permission: str) -> bool:
+    """Whether ``user`` holds ``permission`` (an unknown permission is a programming error)."""
+    roles = PERMISSIONS[permission]
+    return user is not None and user.has_role(*roles)
+
+
+def leads(session: Session, user: User, task: HumanTask) -> bool:
+    """Whether ``user`` leads the task's group (admins lead every group)."""
+    if user.has_role("admin"):
+        return True
+    if task.group_id is None:
+        return False
+    group = session.get(Group, task.group_id)
+    return group is not None and group.leader_id == user.id
+
+
+def in_group(user: User, group_id: int) -> bool:
+    return group_id in user.group_ids
+
+
+def may_see_task(session: Session, user: User, task: HumanTask) -> bool:
+    """A task of the user's groups, in their hands, of a group they lead, or any for managers."""
+    if allowed(user, "see_every_task") or task.assignee_id == user.id:
+        return True
+    if task.group_id is not None and in_group(user, task.group_id):
+        return True
+    return leads(session, user, task)
+
+
+def may_view_instance(session: Session, user: User, instance: ProcessInstance) -> bool:
+    """Managers, leaders and admins see every case; others the cases they started or whose steps
+    were (or are) in their groups or in their hands."""
+    if allowed(user, "see_every_case") or instance.started_by == user.id:
+        return True
+    groups = user.group_ids or {-1}
+    hit = session.scalar(select(HumanTask.id).where(
+        HumanTask.instance_id == instance.id,
+        (HumanTask.group_id.in_(groups)) | (HumanTask.assignee_id == user.id)
+        | (HumanTask.completed_by == user.id)).limit(1))
+    return hit is not None

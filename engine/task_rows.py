@@ -1,0 +1,106 @@
+"""The inbox rows of a step: open ``human_tasks`` rows mirror the workflow's READY user tasks.
+
+A step opens a row for each new READY user task (its group from the lane or a data variable, its
+assignee by the rework and case-owner rules) and cancels the rows whose task is gone. Listeners
+(SLA clocks, assignment rules) hear of every row opened and closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import definitions
+from .listeners import StepListener
+from .models import CANCELLED, DONE, OPEN, HumanTask, ProcessInstance, open_tasks_of_instance, record_event
+from .people import Group, GroupIndex, User, members_among
+
+ASSIGN_PROPERTY = "kefu.assign"  # "leader": the task goes to the leader of its group
+
+
+class TaskRows:
+    """Keeps an instance's open inbox rows in step with its workflow."""
+
+    def __init__(self, listeners: Sequence[StepListener], groups: GroupIndex) -> None:
+        self.listeners, self.groups = listeners, groups
+
+    def sync(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, now: datetime, *,
+             actor: User | None, open_rows: list[HumanTask] | None) -> None:
+        """Open and cancel rows (``open_rows``: the rows open before this step when the caller
+        knows them, else they are read)."""
+        ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+        existing = open_rows if open_rows is not None else open_tasks_of_instance(session, instance.id)
+        known = set()
+        for row in existing:
+            known.add(row.task_guid)
+            if row.status != OPEN:  # closed earlier in this step (not flushed yet)
+                continue
+            if row.task_guid not in ready:
+                row.status, row.completed_at = CANCELLED, now
+                for listener in self.listeners:
+                    listener.task_closed(session, instance, row, now)
+        for guid, spiff_task in ready.items():
+            if guid not in known:
+                row = self._open(session, instance, workflow, guid, spiff_task, now, actor)
+                record_event(session, "task_opened", at=now, instance_id=instance.id, task=row,
+                             message=row.title,
+                             data={"group_id": row.group_id, "assignee_id": row.assignee_id})
+
+    def task_group(self, session: Session, lane: str | None, props: dict[str, str],
+                   data: dict[str, Any]) -> int | None:
+        """The group of a task: named by its data variable (``kefu.group_var``), else its lane."""
+        var = props.get(definitions.GROUP_VAR_PROPERTY)
+        if var and data.get(var):
+            group_id = self.groups.find(session, str(data[var]))
+            if group_id is not None:
+                return group_id
+        return self.groups.find(session, lane)
+
+    def _open(self, session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
+              guid: str, spiff_task: Any, now: datetime, actor: User | None) -> HumanTask:
+        spec = spiff_task.task_spec
+        props = definitions.properties_of(spec)
+        group_id = self.task_group(session, spec.lane, props, spiff_task.data)
+        row = HumanTask(instance=instance, task_guid=guid, name=spec.bpmn_id,
+                        title=(spec.bpmn_name or spec.bpmn_id)[:200],
+                        form_name=props.get(definitions.FORM_PROPERTY),
+                        group_id=group_id, status=OPEN, created_at=now)
+        if props.get(ASSIGN_PROPERTY) == "leader" and group_id is not None:
+            group = session.get(Group, group_id)
+            row.assignee_id = group.leader_id if group is not None else None
+        else:
+            row.assignee_id = _natural_assignee(session, instance, workflow, row, actor)
+        session.add(row)
+        for listener in self.listeners:
+            listener.task_opened(session, instance, row, props, spiff_task.data, now)
+        return row
+
+
+def _natural_assignee(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
+                      row: HumanTask, actor: User | None) -> int | None:
+    """Rework goes back to whoever did this step before; otherwise the agent who took the case
+    keeps it, or the acting user, when the step is in their own group."""
+    if row.group_id is None:
+        return None
+    candidates: list[int] = []
+    if workflow.get_tasks(spec_name=row.name, state=TaskState.COMPLETED):  # a rework pass
+        previous = session.scalars(
+            select(HumanTask.completed_by).where(HumanTask.instance_id == instance.id,
+                                                 HumanTask.name == row.name, HumanTask.status == DONE)
+            .order_by(HumanTask.id.desc()).limit(1)).first()
+        if previous is not None:
+            candidates.append(previous)
+    if instance.started_by is not None:
+        candidates.append(instance.started_by)
+    if actor is not None:
+        candidates.append(actor.id)
+    if not candidates:
+        return None
+    members = members_among(session, row.group_id, candidates)
+    return next((c for c in candidates if c in members), None)

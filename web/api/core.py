@@ -1,0 +1,94 @@
+"""REST API: tokens, processes (list, start), escalations and incidents.
+
+Instances and tasks have their own modules (``instances``, ``tasks``); the routes join the
+blueprint through ``register``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, jsonify
+
+from engine import definitions, outbox
+from engine.clock import utcnow
+from engine.errors import Forbidden
+
+from ..auth import authenticate, issue_token
+from ..errors import error_response
+from ..escalations import visible_escalations
+from ..extensions import db
+from ..views_helpers import engine
+from .guards import api_login_required
+from .shapes import data_field, iso, json_body
+
+
+def register(bp: Blueprint) -> None:
+    bp.post("/auth/token")(token)
+    bp.get("/processes")(processes)
+    bp.post("/processes/<key>/instances")(start_instance)
+    bp.get("/escalations")(escalations)
+    bp.get("/incidents")(incidents)
+    bp.post("/incidents/<int:incident_id>/retry")(retry_incident)
+
+
+def token():
+    body = json_body()
+    user = authenticate(str(body.get("username", "")), str(body.get("password", "")))
+    if user is None:
+        return error_response(401, "unauthorized", "wrong user name or password")
+    return jsonify({"token": issue_token(user), "username": user.username,
+                    "roles": sorted(user.role_set)})
+
+
+@api_login_required
+def processes():
+    return jsonify({"items": [{"key": d.key, "version": d.version, "name": d.name}
+                              for d in definitions.latest_versions(db.session)]})
+
+
+@api_login_required
+def start_instance(key: str):
+    data = data_field(json_body())
+    instance = engine().start(db.session, key, data, actor=g.api_user, now=utcnow())
+    db.session.commit()
+    return jsonify({"id": instance.id, "status": instance.status,
+                    "reference": instance.reference}), 201
+
+
+@api_login_required
+def escalations():
+    user = g.api_user
+    if not user.has_role("manager", "leader"):
+        return jsonify({"items": []})
+    now = utcnow()
+    return jsonify({"items": [{
+        "id": a.escalation.id, "instance_id": a.escalation.instance_id,
+        "reference": a.instance.reference, "task_id": a.escalation.task_id,
+        "title": a.escalation.title, "level": a.escalation.level, "target": a.escalation.target,
+        "holder": a.holder, "due_at": iso(a.escalation.due_at),
+        "raised_at": iso(a.escalation.raised_at), "overdue_seconds": int(a.overdue_seconds),
+    } for a in visible_escalations(user, now)]})
+
+
+@api_login_required
+def incidents():
+    if not g.api_user.has_role("admin"):
+        raise Forbidden("only administrators see incidents")
+    return jsonify({"items": [_incident(i) for i in outbox.open_incidents(db.session)]})
+
+
+@api_login_required
+def retry_incident(incident_id: int):
+    if not g.api_user.has_role("admin"):
+        raise Forbidden("only administrators retry incidents")
+    incident = outbox.retry_incident(db.session, incident_id, actor=g.api_user.username, now=utcnow())
+    db.session.commit()
+    return jsonify(_incident(incident))
+
+
+def _incident(incident: outbox.Incident) -> dict[str, Any]:
+    return {"id": incident.id, "job_id": incident.job_id, "instance_id": incident.instance_id,
+            "element_id": incident.element_id, "operation": incident.operation, "kind": incident.kind,
+            "message": incident.message, "opened_at": iso(incident.opened_at),
+            "resolved_at": iso(incident.resolved_at), "resolved_by": incident.resolved_by}

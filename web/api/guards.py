@@ -1,0 +1,64 @@
+"""Who may call the API: a bearer token, or the browser's signed-in session where allowed.
+
+A guard puts the caller in ``g.api_user`` before the view runs, or answers 401/403 itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import current_app, g, request
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from engine.people import User
+
+from ..auth import user_from_token
+from ..errors import error_response
+from ..extensions import csrf
+
+DESIGNER_ROLES = ("analyst", "admin")
+
+
+def bearer_user() -> User | None:
+    """The user of the request's ``Authorization: Bearer`` token (None without a valid one)."""
+    header = request.headers.get("Authorization", "")
+    return user_from_token(header[7:].strip()) if header.lower().startswith("bearer ") else None
+
+
+def api_login_required(view: Callable) -> Callable:
+    """A bearer token, or (for reading only) the browser's signed-in session."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        user = bearer_user()
+        if user is None and request.method == "GET" and current_user.is_authenticated:
+            user = current_user._get_current_object()
+        if user is None:
+            return error_response(401, "unauthorized", "a valid bearer token is required")
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def designer_required(view: Callable) -> Callable:
+    """An analyst or admin: by bearer token, or by the signed-in session plus its CSRF token."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        user = bearer_user()
+        if user is None and current_user.is_authenticated:
+            if request.method != "GET" and current_app.config.get("WTF_CSRF_ENABLED", True):
+                csrf.protect()  # the API blueprint is exempt; a browser session still needs the token
+            user = current_user._get_current_object()
+        if user is None:
+            return error_response(401, "unauthorized", "a valid bearer token is required")
+        if not user.has_role(*DESIGNER_ROLES):
+            return error_response(403, "forbidden", _("Only analysts and administrators may do this."))
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapped
