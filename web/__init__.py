@@ -14,8 +14,8 @@ from engine import models as _engine_models  # noqa: F401  (registers tables)
 from engine import outbox as _outbox  # noqa: F401  (registers tables)
 from engine.lease import SchedulerLease  # noqa: F401
 from engine.runtime import Engine
-from processes import sms_templates as _sms_templates  # noqa: F401  (registers tables)
 from processes import file_exchange as _file_exchange  # noqa: F401  (registers tables)
+from processes import sms_templates as _sms_templates  # noqa: F401  (registers tables)
 from processes import telephony as _telephony  # noqa: F401  (registers tables)
 from slas import models as _sla_models  # noqa: F401
 from slas.clocks import SlaListener
