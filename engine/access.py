@@ -24,6 +24,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "read_escalations": frozenset({"manager", "leader"}),
     "read_every_escalation": frozenset({"manager"}),
     "manage_cases": frozenset({"manager", "leader"}),          # suspend/resume, incidents of a case
+    "record_complaint": frozenset({"agent"}),
     "view_customer_data": frozenset({"agent", "leader", "handler", "manager"}),
     "read_lookup_audit": frozenset({"manager"}),
     "start_callback": frozenset({"agent", "leader", "manager"}),

@@ -1,4 +1,5 @@
-"""Who may open which page: role checks for views."""
+"""Who may open which page: views name the permission they need (engine/access.py holds the
+table from permission to roles, for the engine, the pages and the API alike)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,27 @@ from typing import Any
 from flask import abort
 from flask_login import current_user, login_required
 
+from engine.access import PERMISSIONS, allowed
 
-def roles_required(*roles: str) -> Callable:
-    """Signed in and holding one of ``roles`` (admins pass every check)."""
+
+def permission_required(permission: str) -> Callable:
+    """Signed in and holding ``permission`` (admins hold every permission)."""
+    if permission not in PERMISSIONS:
+        raise KeyError(f"unknown permission '{permission}'")  # at import: a typo fails at once
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         @login_required
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if not current_user.has_role(*roles):
+            if not allowed(current_user, permission):
                 abort(403)
             return view(*args, **kwargs)
 
         return wrapped
 
     return decorator
+
+
+def can(permission: str) -> bool:
+    """For templates: whether the signed-in user holds ``permission``."""
+    return bool(current_user.is_authenticated) and allowed(current_user, permission)

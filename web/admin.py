@@ -16,21 +16,21 @@ from engine.models import ProcessInstance
 from processes import file_exchange
 from processes.sms_templates import DEFAULTS, SmsTemplate, check_template
 
-from .access import roles_required
+from .access import permission_required
 from .extensions import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @bp.get("/incidents")
-@roles_required("admin")
+@permission_required("administer")
 def incidents():
     rows = outbox.open_incidents(db.session)
     return render_template("admin_incidents.html", incidents=rows, cases=_cases(r.instance_id for r in rows))
 
 
 @bp.post("/incidents/<int:incident_id>/retry")
-@roles_required("admin")
+@permission_required("administer")
 def retry(incident_id: int):
     try:
         outbox.retry_incident(db.session, incident_id, actor=current_user.username, now=utcnow())
@@ -43,7 +43,7 @@ def retry(incident_id: int):
 
 
 @bp.get("/sms")
-@roles_required("admin")
+@permission_required("administer")
 def sms_log():
     jobs = list(db.session.scalars(select(outbox.ConnectorJob).where(outbox.ConnectorJob.operation == "sms.send")
                                    .order_by(outbox.ConnectorJob.id.desc()).limit(200)))
@@ -59,14 +59,14 @@ def sms_log():
 
 
 @bp.get("/exchanges")
-@roles_required("admin", "manager")
+@permission_required("watch_exchanges")
 def exchanges():
     return render_template("admin_exchanges.html", rows=file_exchange.exchanges(db.session),
                            labels=file_exchange.LABELS, directions=file_exchange.DIRECTIONS)
 
 
 @bp.post("/sms/demo-reply")
-@roles_required("admin")
+@permission_required("administer")
 def demo_reply():
     """Demo only: make the loopback SMSC deliver a customer's reply, as a real phone would."""
     from .demo_peers import send_demo_reply
@@ -81,7 +81,7 @@ def demo_reply():
 
 
 @bp.get("/sms/templates")
-@roles_required("admin")
+@permission_required("administer")
 def templates():
     stored = {t.code: t for t in db.session.scalars(select(SmsTemplate))}
     rows = [stored.get(code) or SmsTemplate(code=code, title=title, body=body)
@@ -91,7 +91,7 @@ def templates():
 
 
 @bp.post("/sms/templates/<code>")
-@roles_required("admin")
+@permission_required("administer")
 def save_template(code: str):
     body = (request.form.get("body") or "").strip()
     problem = check_template(code, body) if body else _("The text is empty.")

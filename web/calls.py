@@ -22,12 +22,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from engine.access import allowed
 from engine.clock import utcnow
 from engine.models import ProcessInstance
 from engine.people import User
 from processes.telephony import Call, CallCase, customer_url, last_pop_id, pop_json, pop_signal, pops_after
 
-from .access import roles_required
+from .access import permission_required
 from .extensions import db
 
 bp = Blueprint("calls", __name__)
@@ -104,7 +105,7 @@ def stream():
 def _recent_calls(limit: int = RECENT_CALLS) -> tuple[list[Call], dict[int, list[ProcessInstance]], dict]:
     """Recent calls (an agent sees their own, supervisors everyone's), their cases and agents."""
     query = select(Call).order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)
-    if not current_user.has_role("leader", "manager"):
+    if not allowed(current_user, "watch_calls"):
         query = query.where(Call.agent_id == current_user.id)
     calls = list(db.session.scalars(query))
     cases: dict[int, list[ProcessInstance]] = {c.id: [] for c in calls}
@@ -131,7 +132,7 @@ def _demo_peer() -> Any:
 
 
 @bp.route("/calls/simulate", methods=["GET", "POST"])
-@roles_required("agent", "leader")
+@permission_required("handle_calls")
 def simulate():
     peer = _demo_peer()
     caller = request.form.get("caller", "13800000001").strip()
@@ -159,7 +160,7 @@ def simulate():
 
 
 @bp.post("/calls/simulate/<call_id>/<action>")
-@roles_required("agent", "leader")
+@permission_required("handle_calls")
 def simulate_action(call_id: str, action: str):
     peer = _demo_peer()
     if peer is None or action not in ("answer", "hangup"):

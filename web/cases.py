@@ -24,7 +24,7 @@ from engine.people import User
 from processes.telephony import Call, CallCase
 from slas.models import Escalation, clocks_of_instance
 
-from .access import roles_required
+from .access import permission_required
 from .errors import localized_fields
 from .extensions import db
 from .schema_forms import LOCAL, coerce, field_catalog, fields_of
@@ -193,7 +193,7 @@ def resume(instance_id: int):
 
 
 @bp.get("/cases")
-@roles_required("manager", "leader", "admin")
+@permission_required("manage_cases")
 def index():
     args = request.args
     query = select(ProcessInstance).order_by(ProcessInstance.id.desc())

@@ -16,7 +16,7 @@ from connectors.billing import codes
 from engine.clock import utcnow
 
 from . import customer_lookup as cl
-from .access import roles_required
+from .access import permission_required
 
 bp = Blueprint("customers", __name__)
 CALLS_PER_PAGE = 100
@@ -29,7 +29,7 @@ def _yuan(fen: int | None) -> str:
 
 
 @bp.get("/customers")
-@roles_required(*cl.ROLES)
+@permission_required("view_customer_data")
 def lookup():
     """The lookup form; a submitted number goes to the customer's page with the reason."""
     phone = cl.normalize_phone(request.args.get("phone"))
@@ -67,7 +67,7 @@ def _reason(call: int | None) -> cl.Reason | None:
 
 
 @bp.get("/customers/<phone>")
-@roles_required(*cl.ROLES)
+@permission_required("view_customer_data")
 def view(phone: str):
     """The customer 360: customer, subscription, account, bills, payments, orders, Kefu cases and
     the call details of one month (``?month=YYYY-MM``, default this month; ``?page=`` pages)."""
@@ -95,7 +95,7 @@ def view(phone: str):
 
 
 @bp.get("/customers/audit")
-@roles_required("manager")
+@permission_required("read_lookup_audit")
 def audit():
     """The last 200 customer lookups: who looked whom up, when and why."""
     return render_template("customer_audit.html", events=cl.recent_lookups(200), reasons=cl.REASONS)

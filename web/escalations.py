@@ -9,12 +9,13 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
+from engine.access import allowed
 from engine.clock import utcnow
 from engine.models import HumanTask, ProcessInstance
 from engine.people import Group, User
 from slas.models import Escalation, SlaClock, open_escalations_query
 
-from .access import roles_required
+from .access import permission_required
 from .extensions import db
 
 bp = Blueprint("escalations", __name__)
@@ -35,7 +36,7 @@ def led_group_ids(user: User) -> set[int]:
 
 def visible_escalations(user: User, now: datetime) -> list[Alert]:
     """Open escalations the user may see, with the case and who holds the step."""
-    query = open_escalations_query(user.id, user.has_role("manager"), led_group_ids(user))
+    query = open_escalations_query(user.id, allowed(user, "read_every_escalation"), led_group_ids(user))
     rows = list(db.session.scalars(query.limit(LIMIT)))
     instances = {i.id: i for i in db.session.scalars(
         select(ProcessInstance).where(ProcessInstance.id.in_({r.instance_id for r in rows})))}
@@ -60,13 +61,13 @@ def warnings_for(user: User, now: datetime) -> list[SlaClock]:
     """Clocks past their warning threshold but not yet escalated (near their limit)."""
     query = select(SlaClock).where(SlaClock.state == "running", SlaClock.level == 0,
                                    SlaClock.warned_at.is_not(None))
-    if not user.has_role("manager"):
+    if not allowed(user, "read_every_escalation"):
         query = query.where(SlaClock.group_id.in_(led_group_ids(user) or {-1}))
     return list(db.session.scalars(query.order_by(SlaClock.due_at).limit(LIMIT)))
 
 
 @bp.get("/escalations")
-@roles_required("manager", "leader")
+@permission_required("read_escalations")
 def page():
     now = utcnow()
     template = "_escalations_table.html" if request.args.get("fragment") else "escalations.html"

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from engine.access import allowed
 from engine.clock import utcnow
 from engine.errors import ValidationFailed
 from engine.models import HumanTask, inbox_query, instance_events
@@ -24,7 +25,7 @@ PAGE_SIZE = 50
 @bp.get("/")
 @login_required
 def home():
-    if current_user.has_role("manager") and not current_user.groups:
+    if allowed(current_user, "see_every_task") and not current_user.groups:
         return redirect(url_for("escalations.page"))
     return redirect(url_for("inbox.tasks"))
 
@@ -63,7 +64,7 @@ def task(task_id: int, errors: dict[str, str] | None = None, values: dict | None
     forms = eng.specs.get(db.session, instance.definition_id)[2]
     members = []
     group = db.session.get(Group, task.group_id) if task.group_id else None
-    if group is not None and (group.leader_id == current_user.id or current_user.has_role("admin")):
+    if group is not None and (group.leader_id == current_user.id or allowed(current_user, "administer")):
         members = sorted(group.members, key=lambda u: u.username)
     return render_template(
         "task.html", task=task, instance=instance, schema=schema, group=group, members=members,

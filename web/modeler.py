@@ -16,7 +16,7 @@ from engine.models import RUNNING, ProcessDefinition, ProcessInstance
 from engine.people import Group
 
 from . import config
-from .access import roles_required
+from .access import permission_required
 from .extensions import db
 from .views_helpers import engine, localtime
 
@@ -52,7 +52,7 @@ def templates() -> list[dict[str, str]]:
 
 
 @bp.get("/modeler")
-@roles_required("analyst")
+@permission_required("deploy_process")
 def page():
     versions = list(db.session.scalars(select(ProcessDefinition).order_by(
         ProcessDefinition.key, ProcessDefinition.version.desc())))
@@ -91,7 +91,7 @@ def cases_behind() -> list[ProcessInstance]:
 
 
 @bp.get("/modeler/templates/<name>.bpmn")
-@roles_required("analyst")
+@permission_required("deploy_process")
 def template(name: str):
     if not any(t["name"] == name for t in templates()):
         abort(404)
@@ -99,7 +99,7 @@ def template(name: str):
 
 
 @bp.get("/modeler/<key>/v<int:version>.bpmn")
-@roles_required("analyst")
+@permission_required("deploy_process")
 def download(key: str, version: int):
     definition = db.session.scalars(select(ProcessDefinition).where(
         ProcessDefinition.key == key, ProcessDefinition.version == version)).first()

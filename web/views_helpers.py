@@ -70,5 +70,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.filters["display"] = display_value
-    app.jinja_env.globals.update(task_sla_state=task_sla_state, locale=locale,
+    from .access import can
+
+    app.jinja_env.globals.update(task_sla_state=task_sla_state, locale=locale, can=can,
                                  now=lambda: datetime.now(UTC))

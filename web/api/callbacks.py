@@ -14,6 +14,7 @@ from flask import Blueprint, g, jsonify, request
 from sqlalchemy import select
 
 from engine import access
+from engine.access import allowed
 from engine.clock import utcnow
 from engine.models import ProcessInstance
 from processes import outbound_calls as callbacks
@@ -23,7 +24,6 @@ from ..extensions import db
 from ..views_helpers import engine
 from .guards import api_login_required
 
-CALLBACK_ROLES = ("agent", "leader", "manager", "admin")  # an IVR gets its own account with role agent
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,60}$")
 
 
@@ -65,7 +65,7 @@ def _fields(body: Any) -> tuple[dict[str, Any], dict[str, str]]:
 @api_login_required
 def request_callback():
     user = g.api_user
-    if not user.has_role(*CALLBACK_ROLES):
+    if not allowed(user, "start_callback"):
         return error_response(403, "forbidden", "requesting callbacks needs an agent, leader, manager or "
                                                 "admin account")
     fields, errors = _fields(request.get_json(silent=True))

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from engine.access import allowed
 from engine.clock import utcnow
 from processes import telephony
 
@@ -19,7 +20,6 @@ from ..errors import error_response
 from ..extensions import db
 from .guards import api_login_required
 
-CTI_ROLES = ("agent", "leader", "admin")  # an integration account is an agent or admin account
 _PHONE = re.compile(r"^\+?\d{3,20}$")
 _SEPARATORS = re.compile(r"[\s\-()]")
 _EXTENSION = re.compile(r"^\d{2,8}$")
@@ -56,7 +56,7 @@ def _inbound_fields(body: Any) -> tuple[dict[str, Any], dict[str, str]]:
 @api_login_required
 def inbound_call():
     user = g.api_user
-    if not user.has_role(*CTI_ROLES):
+    if not allowed(user, "report_calls"):
         return error_response(403, "forbidden", "reporting calls needs an agent, leader or admin account")
     fields, errors = _inbound_fields(request.get_json(silent=True))
     if errors:

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, g, jsonify
 
 from engine import definitions, outbox
+from engine.access import allowed
 from engine.clock import utcnow
 from engine.errors import Forbidden
 
@@ -59,7 +60,7 @@ def start_instance(key: str):
 @api_login_required
 def escalations():
     user = g.api_user
-    if not user.has_role("manager", "leader"):
+    if not allowed(user, "read_escalations"):
         return jsonify({"items": []})
     now = utcnow()
     return jsonify({"items": [{
@@ -73,14 +74,14 @@ def escalations():
 
 @api_login_required
 def incidents():
-    if not g.api_user.has_role("admin"):
+    if not allowed(g.api_user, "administer"):
         raise Forbidden("only administrators see incidents")
     return jsonify({"items": [_incident(i) for i in outbox.open_incidents(db.session)]})
 
 
 @api_login_required
 def retry_incident(incident_id: int):
-    if not g.api_user.has_role("admin"):
+    if not allowed(g.api_user, "administer"):
         raise Forbidden("only administrators retry incidents")
     incident = outbox.retry_incident(db.session, incident_id, actor=g.api_user.username, now=utcnow())
     db.session.commit()

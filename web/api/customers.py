@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
+from engine.access import allowed
 from engine.clock import utcnow
 
 from .. import customer_lookup as cl
@@ -27,7 +28,7 @@ def register(bp: Blueprint) -> None:
 @api_login_required
 def customer(phone: str):
     user = g.api_user
-    if not user.has_role(*cl.ROLES):
+    if not allowed(user, "view_customer_data"):
         return error_response(403, "forbidden", "customer data is for agents, handlers, leaders and managers")
     call = request.args.get("call", type=int)
     reason = cl.Reason(request.args.get("reason", "").strip()[:cl.REASON_LIMIT] or "api",

@@ -13,13 +13,12 @@ from flask import current_app, g, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from engine.access import allowed
 from engine.people import User
 
 from ..auth import user_from_token
 from ..errors import error_response
 from ..extensions import csrf
-
-DESIGNER_ROLES = ("analyst", "admin")
 
 
 def bearer_user() -> User | None:
@@ -56,7 +55,7 @@ def designer_required(view: Callable) -> Callable:
             user = current_user._get_current_object()
         if user is None:
             return error_response(401, "unauthorized", "a valid bearer token is required")
-        if not user.has_role(*DESIGNER_ROLES):
+        if not allowed(user, "deploy_process"):
             return error_response(403, "forbidden", _("Only analysts and administrators may do this."))
         g.api_user = user
         return view(*args, **kwargs)
