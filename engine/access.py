@@ -32,6 +32,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "report_calls": frozenset({"agent", "leader"}),           # CTI: inbound calls through the API
     "watch_calls": frozenset({"leader", "manager"}),
     "deploy_process": frozenset({"analyst"}),
+    "run_dunning": frozenset({"manager"}),                    # open dunning rounds, see their figures
     "watch_exchanges": frozenset({"manager"}),                # files sent to / received from centres
     "administer": frozenset(),                                # users, incidents, templates
 }

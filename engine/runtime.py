@@ -44,6 +44,7 @@ from .scripting import make_script_engine
 from .serialization import dump_state, load_state
 from .service_tasks import ConnectorCalls, InlineCallFailed, begin_step, end_step
 from .task_rows import TaskRows
+from .task_tree import run_engine_steps
 from .timers import next_timer_time
 from .tree_check import TreeTooDeep, check_tree
 from .unit_of_work import after_commit
@@ -376,7 +377,7 @@ class Engine:
         token = begin_step(calls)
         try:
             with frozen_at(now):
-                workflow.do_engine_steps()
+                run_engine_steps(workflow)  # prunes finished history as it goes
         except InlineCallFailed as exc:
             raise PeerUnavailable(str(exc)) from exc
         except WorkflowException as exc:

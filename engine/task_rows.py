@@ -89,13 +89,14 @@ def _natural_assignee(session: Session, instance: ProcessInstance, workflow: Bpm
     if row.group_id is None:
         return None
     candidates: list[int] = []
-    if workflow.get_tasks(spec_name=row.name, state=TaskState.COMPLETED):  # a rework pass
-        previous = session.scalars(
-            select(HumanTask.completed_by).where(HumanTask.instance_id == instance.id,
-                                                 HumanTask.name == row.name, HumanTask.status == DONE)
-            .order_by(HumanTask.id.desc()).limit(1)).first()
-        if previous is not None:
-            candidates.append(previous)
+    # A rework pass: the inbox rows remember who did this step before (the task tree may not, see
+    # engine/task_tree.py). A new case has no rows to read.
+    previous = None if instance.id is None else session.scalars(
+        select(HumanTask.completed_by).where(HumanTask.instance_id == instance.id,
+                                             HumanTask.name == row.name, HumanTask.status == DONE)
+        .order_by(HumanTask.id.desc()).limit(1)).first()
+    if previous is not None:
+        candidates.append(previous)
     if instance.started_by is not None:
         candidates.append(instance.started_by)
     if actor is not None:

@@ -14,6 +14,7 @@ from engine import models as _engine_models  # noqa: F401  (registers tables)
 from engine import outbox as _outbox  # noqa: F401  (registers tables)
 from engine.lease import SchedulerLease  # noqa: F401
 from engine.runtime import Engine
+from processes import dunning as _dunning  # noqa: F401  (registers tables)
 from processes import file_exchange as _file_exchange  # noqa: F401  (registers tables)
 from processes import sms_templates as _sms_templates  # noqa: F401  (registers tables)
 from processes import telephony as _telephony  # noqa: F401  (registers tables)
@@ -69,6 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         cases,
         cli,
         customers,
+        dunning,
         errors,
         escalations,
         inbox,
@@ -84,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(modeler.bp)
     app.register_blueprint(customers.bp)
     app.register_blueprint(calls.bp)
+    app.register_blueprint(dunning.bp)
     api.register(app)  # the REST API (web/api/), exempt from CSRF
     errors.register(app)
     views_helpers.register(app)

@@ -45,6 +45,11 @@ def from_environment() -> dict:
         "KEFU_POP_STREAM_SECONDS": float(os.environ.get("KEFU_POP_STREAM_SECONDS", "25")),
         # Customers are called back only in these hours (Beijing time); outside, callbacks wait.
         "KEFU_CALLBACK_HOURS": os.environ.get("KEFU_CALLBACK_HOURS", "08:00-21:00"),
+        # Dunning (欠费催缴): IVR dunning calls only in these hours (Beijing time); last month's round
+        # opens by itself on this day of the month; no payment this many days after the call → again.
+        "KEFU_DUNNING_HOURS": os.environ.get("KEFU_DUNNING_HOURS", "09:00-20:00"),
+        "KEFU_DUNNING_DAY": int(os.environ.get("KEFU_DUNNING_DAY", "5")),
+        "KEFU_DUNNING_RECALL_DAYS": int(os.environ.get("KEFU_DUNNING_RECALL_DAYS", "7")),
         "KEFU_JOB_THREADS": int(os.environ.get("KEFU_JOB_THREADS", "16")),
         "SECRET_KEY": _secret_key(data_dir),
         "SQLALCHEMY_DATABASE_URI": url,

@@ -119,8 +119,24 @@ def build_registry(app: Flask) -> Registry:
     hours = CallingHours.parse(str(app.config.get("KEFU_CALLBACK_HOURS") or "08:00-21:00"))
     registry.add(product_operations(hours, app.extensions.get("kefu_billing"), app_sessions(app),
                                     lambda: app.extensions["kefu_engine"]))
+    from processes.dunning import Dunning
+    from processes.dunning import operations as dunning_operations
+
+    dunning_settings = _dunning_settings(app)
+    registry.add(dunning_operations(dunning_settings.hours))
+    app.extensions["kefu_dunning"] = Dunning(billing, dunning_settings)
     app.extensions["kefu_connector_starters"] = starters
     return registry
+
+
+def _dunning_settings(app: Flask) -> Any:
+    """The dunning settings (KEFU_DUNNING_HOURS, KEFU_DUNNING_DAY, KEFU_DUNNING_RECALL_DAYS)."""
+    from processes.dunning import DunningSettings
+    from processes.outbound_calls import CallingHours
+
+    return DunningSettings(hours=CallingHours.parse(str(app.config.get("KEFU_DUNNING_HOURS") or "09:00-20:00")),
+                           day=max(1, min(28, int(app.config.get("KEFU_DUNNING_DAY") or 5))),
+                           recall_days=max(1, int(app.config.get("KEFU_DUNNING_RECALL_DAYS") or 7)))
 
 
 # -- PBX (AMI) ------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ GROUPS = [  # code, name, English name
     ("network", "网络部", "Network department"),
     ("billing", "计费部", "Billing department"),
     ("sales", "营业部", "Sales department"),
+    ("dunning", "催费组", "Dunning"),
 ]
 
 USERS = [  # username, name, roles, groups, leads, phone, extension
@@ -35,6 +36,7 @@ USERS = [  # username, name, roles, groups, leads, phone, extension
     ("bill1", "计费部 周静", "handler", ["billing"], [], "13800138106", None),
     ("billlead1", "计费部主管 吴刚", "handler,leader", ["billing"], ["billing"], "13800138107", None),
     ("sales1", "营业部 郑丽", "handler,leader", ["sales"], ["sales"], "13800138108", None),
+    ("dun1", "催费组 何静", "agent,leader", ["dunning"], ["dunning"], "13800138110", "8003"),
     ("manager1", "中心经理 陈刚", "manager", [], [], "13800138109", None),
     ("analyst1", "流程分析师 林芳", "analyst", [], [], None, None),
     ("admin", "系统管理员", "admin", [], [], None, None),

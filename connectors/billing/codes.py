@@ -80,6 +80,8 @@ REQUEST_TYPES = {
     "change_bill_address": "修改账单地址",
     "set_family_numbers": "设置亲友号码",
 }
+# Suspension modes of a ``suspend`` order (dunning suspends one way first, then both ways).
+SUSPEND_MODES = {"one_way": "单向停机", "two_way": "双向停机"}
 # Customer data a change request may set (客户资料变更).
 CHANGEABLE_FIELDS = {
     "contact_person": "联系人",
@@ -114,7 +116,7 @@ HASH_PREFIX = "scrypt$"
 ORDER_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "feature_on": (("feature",), ("forward_to",)),
     "feature_off": (("feature",), ()),
-    "suspend": ((), ()),
+    "suspend": ((), ("mode", "reason")),
     "resume": ((), ()),
     "report_loss": ((), ("contact_phone",)),
     "change_password": ((), ("new_password", "new_password_hash")),
@@ -165,6 +167,15 @@ def validate_order(request_type: str, params: dict[str, Any] | None) -> dict[str
             if feature != "call_forwarding":
                 raise PermanentError("只有呼叫转移需要转移号码")
             out["forward_to"] = check_number(params["forward_to"], "转移号码")
+    elif request_type == "suspend":
+        if params.get("mode") not in (None, ""):
+            if params["mode"] not in SUSPEND_MODES:
+                raise PermanentError(f"未知的停机方式：{str(params['mode'])[:20]!r}（应为 one_way 或 two_way）")
+            out["mode"] = params["mode"]
+        if params.get("reason") not in (None, ""):
+            if params["reason"] not in STATUS_REASONS:
+                raise PermanentError(f"未知的停机原因：{str(params['reason'])[:20]!r}")
+            out["reason"] = params["reason"]
     elif request_type == "report_loss" and params.get("contact_phone"):
         out["contact_phone"] = check_number(params["contact_phone"], "联系电话")
     elif request_type == "change_password":
@@ -235,6 +246,9 @@ def describe_order(request_type: str, params: dict[str, Any]) -> str:
         if params.get("forward_to"):
             detail += f"（转至{params['forward_to']}）"
         return f"{title}：{detail}"
+    if request_type == "suspend" and params.get("mode"):
+        reason = label(STATUS_REASONS, params.get("reason"))
+        return f"{SUSPEND_MODES.get(params['mode'], params['mode'])}" + (f"（{reason}）" if reason else "")
     if request_type == "set_family_numbers":
         return f"{title}：{'、'.join(params.get('numbers') or []) or '清空'}"
     if request_type == "change_bill_address":

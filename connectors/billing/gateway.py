@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, overload
 
-from sqlalchemy import Integer, Table, bindparam, create_engine, event, insert, or_, select, update
+from sqlalchemy import Integer, Table, bindparam, create_engine, event, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -159,6 +159,17 @@ _CALLS = (select(*(call_details.c[name] for name in _CALL_COLUMNS)).join(subscri
           .where(subscriptions.c.phone == bindparam("phone"), call_details.c.started_at >= bindparam("start"),
                  call_details.c.started_at < bindparam("end"))
           .order_by(call_details.c.started_at, call_details.c.id).limit(_limit()).offset(_limit("offset")))
+
+
+# Unpaid bills of a month, of numbers not closed (dunning), in keyset pages by bill id.
+_UNPAID_FROM = bills.join(subscriptions, subscriptions.c.id == bills.c.subscription_id)
+_UNPAID_WHERE = (bills.c.bill_month == bindparam("month"), bills.c.status.in_(("unpaid", "partly_paid")),
+                 bills.c.total_fen > bills.c.paid_fen, subscriptions.c.status != "closed")
+_UNPAID = (select(bills.c.id, bills.c.subscription_id, bills.c.total_fen, bills.c.paid_fen, bills.c.due_date,
+                  subscriptions.c.phone)
+           .select_from(_UNPAID_FROM)
+           .where(*_UNPAID_WHERE, bills.c.id > bindparam("after", type_=Integer))
+           .order_by(bills.c.id).limit(_limit()))
 
 
 # -- connections -----------------------------------------------------------------------------------
@@ -339,6 +350,48 @@ class BillingGateway:
                  "roaming": roam, "roaming_label": roaming.get(roam, roam), "long_distance": far,
                  "long_distance_label": distance.get(far, far), "fee_fen": fee}
                 for id_, started, kind, other, duration, volume, location, roam, far, fee in map(tuple, rows)]
+
+    # -- dunning (欠费催缴): unpaid bills of a month, payments since a time ------------------------------
+    def unpaid_bill_totals(self, month: str) -> tuple[int, int]:
+        """(subscribers, amount due in fen) of the unpaid bills of billing month ``month`` (numbers
+        not closed), as :meth:`unpaid_bills` lists them."""
+        month_bounds(month)  # refuses a malformed month
+        with self.connect() as conn:
+            row = conn.execute(select(func.count(), func.coalesce(func.sum(bills.c.total_fen - bills.c.paid_fen), 0))
+                               .select_from(_UNPAID_FROM).where(*_UNPAID_WHERE), {"month": month}).one()
+        return int(row[0]), int(row[1])
+
+    def unpaid_bills(self, month: str, after_id: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        """The unpaid (or partly paid) bills of ``month`` with bill id above ``after_id``, by bill id:
+        ``{bill_id, subscription_id, phone, amount_due_fen, due_date}`` (keyset pages for batches)."""
+        month_bounds(month)
+        with self.connect() as conn:
+            rows = conn.execute(_UNPAID, {"month": month, "after": int(after_id), "limit": int(limit)}).all()
+        return [{"bill_id": r.id, "subscription_id": r.subscription_id, "phone": r.phone,
+                 "amount_due_fen": int(r.total_fen - r.paid_fen), "due_date": iso(r.due_date)} for r in rows]
+
+    def payments_since(self, since: datetime, limit: int = 5000) -> list[dict[str, Any]]:
+        """Payments with ``paid_at`` at or after ``since``, oldest first: ``{id, subscription_id,
+        paid_at, amount_fen}``."""
+        with self.connect() as conn:
+            rows = conn.execute(select(payments.c.id, payments.c.subscription_id, payments.c.paid_at,
+                                       payments.c.amount_fen).where(payments.c.paid_at >= utc(since))
+                                .order_by(payments.c.paid_at, payments.c.id).limit(int(limit))).all()
+        return [{"id": r.id, "subscription_id": r.subscription_id, "paid_at": utc(r.paid_at),
+                 "amount_fen": int(r.amount_fen)} for r in rows]
+
+    def payment_totals(self, subscription_ids: list[int], since: datetime) -> dict[int, int]:
+        """Fen paid by each of ``subscription_ids`` at or after ``since`` (absent: nothing paid)."""
+        out: dict[int, int] = {}
+        ids = sorted(set(subscription_ids))
+        with self.connect() as conn:
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(select(payments.c.subscription_id, func.sum(payments.c.amount_fen))
+                                    .where(payments.c.subscription_id.in_(ids[start:start + 500]),
+                                           payments.c.paid_at >= utc(since))
+                                    .group_by(payments.c.subscription_id)).all()
+                out.update({int(sid): int(total or 0) for sid, total in rows})
+        return out
 
     def verify_service_password(self, phone: str, password: str) -> bool:
         """Whether ``password`` is the service password of ``phone`` (False for unknown numbers)."""

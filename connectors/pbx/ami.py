@@ -312,7 +312,7 @@ class AmiClient:
             )
             if response.get("response", "").lower() != "success":
                 raise PermanentError(f"AMI refused the originate: {response.get('message', 'no reason')}")
-            log.info("originate %s: %s → %s@%s queued", action_id, channel, mask_numbers(exten), context)
+            log.info("originate %s: %s → %s@%s queued", action_id, mask_numbers(channel), mask_numbers(exten), context)
             wait = timeout_ms / 1000 + self.originate_grace
             # The wait survives a reconnection: Asterisk sends OriginateResponse to every session.
             if not waiter.done.wait(wait):

@@ -205,7 +205,7 @@ def test_long_and_unicode_names_are_fine(ftp_peer: FtpPeer, client: FtpExchangeC
 # ---------------------------------------------------------------------- operations
 def test_the_operations_are_outbox_operations(client: FtpExchangeClient) -> None:
     ops = {op.name: op for op in operations(client)}
-    assert set(ops) == {"ftp.upload", "ftp.check_ack"}
+    assert set(ops) == {"ftp.upload", "ftp.check_ack", "ftp.collect", "ftp.acknowledge"}
     assert ops["ftp.upload"].required == ("name",)
     assert set(ops["ftp.upload"].optional) == {"content", "content_b64"}
     assert ops["ftp.check_ack"].required == ("name",)
@@ -294,3 +294,15 @@ def test_parse_ftp_url_refuses_bad_urls(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as refused:
         parse_ftp_url(url)
     assert "p%0A" not in str(refused.value)
+
+
+def test_ftp_collect_fetches_offered_files_and_acknowledge_marks_them(ftp_peer: FtpPeer,
+                                                                      client: FtpExchangeClient) -> None:
+    ops = {op.name: op for op in operations(client)}
+    ftp_peer.offer("SPEC_1.txt", "规范".encode())
+    call = Call(job_id=1, key="k", attempt=1, now=datetime.now(UTC), instance_id=None)
+    (item,) = ops["ftp.collect"].run({}, call)["files"]
+    assert item["name"] == "SPEC_1.txt" and base64.b64decode(item["content_b64"]) == "规范".encode()
+    assert client.list_incoming() == ["SPEC_1.txt"]  # collecting acknowledges nothing
+    ops["ftp.acknowledge"].run({"name": "SPEC_1.txt"}, call)
+    assert client.list_incoming() == []

@@ -16,6 +16,7 @@ called from ``create_blueprint`` — importing a module registers nothing.
 | ``callbacks`` | ``/callbacks`` |
 | ``calls`` | ``/calls/inbound`` |
 | ``customers`` | ``/customers/<phone>`` |
+| ``dunning`` | ``/dunning/rounds`` (open, figures) |
 | ``exchanges`` | ``/exchanges`` (files exchanged with the centres over FTP) |
 
 ``guards`` holds who may call (bearer token, session, designer roles), ``shapes`` the JSON
@@ -29,9 +30,9 @@ from functools import cache
 from flask import Blueprint, Flask
 
 from ..extensions import csrf
-from . import callbacks, calls, core, customers, definitions, exchanges, instances, tasks
+from . import callbacks, calls, core, customers, definitions, dunning, exchanges, instances, tasks
 
-_MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges)
+_MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning)
 
 
 def create_blueprint() -> Blueprint:
