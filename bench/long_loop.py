@@ -19,15 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy.orm import Session
 
-from bench._common import NOW, create_people, temp_database  # noqa: E402
-from engine import task_tree, unit_of_work  # noqa: E402
-from engine.errors import InstanceFailed  # noqa: E402
-from engine.models import ProcessInstance, open_tasks_of_instance  # noqa: E402
-from engine.people import user_by_name  # noqa: E402
-from engine.runtime import Engine  # noqa: E402
-from tests.engine.test_tree_check import USER_LOOP  # noqa: E402
+from bench._common import NOW, create_people, temp_database
+from engine import task_tree, unit_of_work
+from engine.errors import InstanceFailed
+from engine.models import ProcessInstance, open_tasks_of_instance
+from engine.people import user_by_name
+from engine.runtime import Engine
+from tests.engine.test_tree_check import USER_LOOP
 
 
 def main() -> None:
