@@ -73,6 +73,8 @@ def start_demo_ftp(app: Flask) -> str | None:
         log.warning("no loopback FTP server for the demo: %s", exc)
         return f"KEFU_FTP_URL is not set and the loopback FTP server could not start ({exc}); files wait"
     atexit.register(peer.close)
+    # As the national centre would: a specification file offered for collection.
+    peer.offer("SPEC_2027_holidays.txt", "2027 年节假日安排（国务院办公厅通知）：元旦 1 月 1 日至 3 日放假。\n".encode())
     app.extensions["kefu_demo_ftp"] = peer
     from .connectors_setup import use_ftp
 
