@@ -37,6 +37,22 @@ BPMN_DIR = ROOT / "bpmn"
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
+def product_operations() -> dict[str, Any]:
+    """The connector operations the product installs, as deployment needs them (the bundled
+    diagrams name them). No peer is configured: a job queued for one would wait and retry, and the
+    benchmarks that use this never run those jobs."""
+    import os
+
+    from web import create_app
+
+    scratch = tempfile.mkdtemp(prefix="kefu-bench-ops-")
+    os.environ.setdefault("KEFU_DATA_DIR", scratch)
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{scratch}/ops.db",
+                      "KEFU_BILLING_URL": f"sqlite:///{scratch}/billing.db", "KEFU_SMPP_URL": "",
+                      "KEFU_AMI_URL": "", "KEFU_FTP_URL": ""})
+    return dict(app.extensions["kefu_connectors"].operations)
+
+
 @contextlib.contextmanager
 def temp_database(name: str = "bench") -> Iterator[tuple[SAEngine, Path]]:
     """A fresh SQLite file (WAL, Kefu's pragmas) with every table; deleted afterwards."""
@@ -115,8 +131,8 @@ def populate(db: SAEngine, n: int, *, overdue: Collection[int] = (), no_due_shar
     overdue = set(overdue)
     with Session(db, expire_on_commit=False) as session:
         users = create_people(session)
-        engine = Engine(listeners=[SlaListener()], checks=[check_properties])
-        definition = engine.deploy_directory(session, BPMN_DIR, now=NOW)[0]
+        engine = Engine(listeners=[SlaListener()], checks=[check_properties], operations=product_operations())
+        definition = next(d for d in engine.deploy_directory(session, BPMN_DIR, now=NOW) if d.key == "complaint")
         session.commit()
         groups = group_ids(session)
     codes = list(SPREAD)

@@ -31,7 +31,10 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=200, help="calls to ring (default 200)")
+    parser.add_argument("--quick", action="store_true", help="20 calls (the smoke run of make test)")
     args = parser.parse_args()
+    if args.quick:
+        args.n = 20
     directory = Path(tempfile.mkdtemp(prefix="kefu-bench-pop-"))
     os.environ["KEFU_DATA_DIR"] = str(directory)
     try:
