@@ -91,6 +91,36 @@ def store(db_url: str) -> Iterator[tuple]:
     db_engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def operations_catalog(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The connector operations the product installs (no peer configured), built once per test
+    run: what deploying the bundled diagrams needs, without an app per test."""
+    scratch = tmp_path_factory.mktemp("catalog")
+    from web import create_app
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{scratch / 'ops.db'}",
+                      "KEFU_DATA_DIR": str(scratch), "KEFU_BILLING_URL": f"sqlite:///{scratch / 'billing.db'}",
+                      "KEFU_SMPP_URL": "", "KEFU_AMI_URL": "", "KEFU_FTP_URL": ""})
+    return dict(app.extensions["kefu_connectors"].operations)
+
+
+@pytest.fixture
+def bundled(store, operations_catalog) -> Iterator[tuple]:
+    """(session, engine) without Flask, as the product builds its engine (SLA clocks, assignment
+    from data, property checks, the operations catalogue) with the bundled diagrams deployed."""
+    from engine.runtime import Engine
+    from processes.outbound_calls import AssigneeFromData
+    from slas.clocks import SlaListener
+    from slas.policies import check_properties
+
+    session, _bare = store
+    engine = Engine(listeners=[AssigneeFromData(), SlaListener()], checks=[check_properties],
+                    operations=operations_catalog)
+    engine.deploy_directory(session, ROOT / "bpmn", now=T0)
+    session.commit()
+    yield session, engine
+
+
 BILLING_TODAY = date(2026, 11, 23)
 
 

@@ -8,8 +8,8 @@ from engine.lease import acquire, release
 from tests.conftest import T0
 
 
-def test_one_holder_at_a_time(ctx):
-    session, _ = ctx
+def test_one_holder_at_a_time(store):
+    session, _ = store
     assert acquire(session, "tick", "a", T0, ttl_seconds=30)
     assert not acquire(session, "tick", "b", T0 + timedelta(seconds=10), ttl_seconds=30)
     assert acquire(session, "tick", "a", T0 + timedelta(seconds=20), ttl_seconds=30)  # renew

@@ -46,8 +46,8 @@ def _handle_limit(xml: str, limit: str) -> str:
     return xml[:start] + block + xml[end:]
 
 
-def test_preview_and_move_keep_the_open_step(ctx):
-    session, engine = ctx
+def test_preview_and_move_keep_the_open_step(bundled):
+    session, engine = bundled
     instance = _at_handle(session, engine)
     (handle,) = open_tasks_of_instance(session, instance.id)
     due = handle.due_at
@@ -82,8 +82,8 @@ def test_preview_and_move_keep_the_open_step(ctx):
     assert migration.preview(engine, session, instance).code == "not_running"
 
 
-def test_refused_when_the_waiting_step_is_gone(ctx):
-    session, engine = ctx
+def test_refused_when_the_waiting_step_is_gone(bundled):
+    session, engine = bundled
     xml = (DIAGRAMS / "reminder.bpmn").read_text("utf-8")
     _deploy(session, engine, xml, FORMS)
     instance = engine.start(session, "reminder", {}, actor=None, now=T0)
@@ -107,8 +107,8 @@ def test_refused_when_the_waiting_step_is_gone(ctx):
     assert session.get(ProcessInstance, instance.id).definition.version == 1
 
 
-def test_refused_on_the_latest_version_and_after_a_change(ctx):
-    session, engine = ctx
+def test_refused_on_the_latest_version_and_after_a_change(bundled):
+    session, engine = bundled
     instance = _at_handle(session, engine)
     assert migration.preview(engine, session, instance).code == "up_to_date"
     _deploy(session, engine, COMPLAINT.replace('name="质检"', 'name="质量检查"'))
@@ -118,8 +118,8 @@ def test_refused_on_the_latest_version_and_after_a_change(ctx):
         migration.migrate(engine, session, instance.id, actor=None, now=T0, lock_version=plan.lock_version - 1)
 
 
-def test_waiting_timer_keeps_its_due_time(ctx):
-    session, engine = ctx
+def test_waiting_timer_keeps_its_due_time(bundled):
+    session, engine = bundled
     xml = (DIAGRAMS / "reminder.bpmn").read_text("utf-8")
     _deploy(session, engine, xml, FORMS)
     instance = engine.start(session, "reminder", {}, actor=None, now=T0)
@@ -136,8 +136,8 @@ def test_waiting_timer_keeps_its_due_time(ctx):
     assert task.title == "回访"  # the new version's step
 
 
-def test_diagram_states_follow_the_case(ctx):
-    session, engine = ctx
+def test_diagram_states_follow_the_case(bundled):
+    session, engine = bundled
     instance = _at_handle(session, engine)
     states = migration.diagram_states(engine, session, instance)
     assert states["active"] == ["handle"]

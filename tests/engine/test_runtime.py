@@ -24,8 +24,8 @@ def _open(session, instance_id):
     return open_tasks_of_instance(session, instance_id)
 
 
-def test_complaint_survives_reload_between_every_step(ctx):
-    session, engine = ctx
+def test_complaint_survives_reload_between_every_step(bundled):
+    session, engine = bundled
     agent, net, leader = _user(session, "agent1"), _user(session, "net1"), _user(session, "leader1")
     instance = engine.start(session, "complaint", INTAKE, actor=agent, now=T0)
     session.commit()
@@ -55,16 +55,16 @@ def test_complaint_survives_reload_between_every_step(ctx):
     assert [h.completed_by for h in handles] == [net.id, net.id]
 
 
-def test_state_is_stored_without_the_spec(ctx):
-    session, engine = ctx
+def test_state_is_stored_without_the_spec(bundled):
+    session, engine = bundled
     instance = engine.start(session, "complaint", INTAKE, actor=_user(session, "agent1"), now=T0)
     session.commit()
     assert '"spec"' not in instance.state[:200] and "task_specs" not in instance.state
     assert instance.title == INTAKE["description"]  # lists show what the case is about
 
 
-def test_answer_at_once_closes_the_complaint(ctx):
-    session, engine = ctx
+def test_answer_at_once_closes_the_complaint(bundled):
+    session, engine = bundled
     agent = _user(session, "agent1")
     instance = engine.start(session, "complaint", INTAKE, actor=agent, now=T0)
     (task,) = _open(session, instance.id)
@@ -75,11 +75,10 @@ def test_answer_at_once_closes_the_complaint(ctx):
     assert instance.status == "completed"
 
 
-def test_concurrent_step_on_stale_row_is_a_conflict(app, ctx):
-    session, engine = ctx
+def test_concurrent_step_on_stale_row_is_a_conflict(bundled):
+    session, engine = bundled
     from sqlalchemy.orm import Session
 
-    from web.extensions import db
 
     agent = _user(session, "agent1")
     instance = engine.start(session, "complaint", INTAKE, actor=agent, now=T0)
@@ -88,12 +87,12 @@ def test_concurrent_step_on_stale_row_is_a_conflict(app, ctx):
     version, task_id, agent_id, instance_id = instance.lock_version, task.id, agent.id, instance.id
     session.commit()  # on SQLite a transaction holds the write lock: end ours
     # Worker A read the case; then worker B advanced it (bumping the row version).
-    worker_a = Session(db.engine, expire_on_commit=False)
+    worker_a = Session(session.get_bind(), expire_on_commit=False)
     stale_task = worker_a.get(HumanTask, task_id)
     assert stale_task.instance.lock_version == version
     actor_a = worker_a.get(type(agent), agent_id)
     worker_a.commit()
-    with db.engine.begin() as conn:
+    with session.get_bind().begin() as conn:
         conn.execute(ProcessInstance.__table__.update().where(ProcessInstance.id == instance_id)
                      .values(lock_version=ProcessInstance.lock_version + 1))
     with pytest.raises(Conflict):
@@ -111,8 +110,8 @@ def test_concurrent_step_on_stale_row_is_a_conflict(app, ctx):
     assert session.get(ProcessInstance, instance.id).status == "completed"
 
 
-def test_bad_data_changes_nothing(ctx):
-    session, engine = ctx
+def test_bad_data_changes_nothing(bundled):
+    session, engine = bundled
     agent = _user(session, "agent1")
     instance = engine.start(session, "complaint", INTAKE, actor=agent, now=T0)
     session.commit()
@@ -127,8 +126,8 @@ def test_bad_data_changes_nothing(ctx):
     assert session.get(HumanTask, task.id).status == "open"
 
 
-def test_other_groups_cannot_start_or_act(ctx):
-    session, engine = ctx
+def test_other_groups_cannot_start_or_act(bundled):
+    session, engine = bundled
     net, agent = _user(session, "net1"), _user(session, "agent1")
     with pytest.raises(Forbidden):
         engine.start(session, "complaint", INTAKE, actor=net, now=T0)
@@ -141,8 +140,8 @@ def test_other_groups_cannot_start_or_act(ctx):
                              actor=net, now=T0)
 
 
-def test_claimed_task_cannot_be_taken(ctx):
-    session, engine = ctx
+def test_claimed_task_cannot_be_taken(bundled):
+    session, engine = bundled
     agent1, agent2 = _user(session, "agent1"), _user(session, "agent2")
     instance = engine.start(session, "complaint", INTAKE, actor=agent1, now=T0)
     (task,) = _open(session, instance.id)
@@ -154,8 +153,8 @@ def test_claimed_task_cannot_be_taken(ctx):
                              actor=agent2, now=T0)
 
 
-def test_bpmn_timer_fires_only_when_due(ctx):
-    session, engine = ctx
+def test_bpmn_timer_fires_only_when_due(bundled):
+    session, engine = bundled
     xml = (DIAGRAMS / "reminder.bpmn").read_bytes()
     engine.deploy(session, xml, {"note.schema.json": {"type": "object", "properties": {}}}, now=T0)
     agent = _user(session, "agent1")
@@ -174,8 +173,8 @@ def test_bpmn_timer_fires_only_when_due(ctx):
     assert engine.fire_due_timers(session, T0 + timedelta(hours=5)) == 0  # never twice
 
 
-def test_suspend_needs_reason_and_blocks_completion(ctx):
-    session, engine = ctx
+def test_suspend_needs_reason_and_blocks_completion(bundled):
+    session, engine = bundled
     agent = _user(session, "agent1")
     instance = engine.start(session, "complaint", INTAKE, actor=agent, now=T0)
     (task,) = _open(session, instance.id)
@@ -191,8 +190,8 @@ def test_suspend_needs_reason_and_blocks_completion(ctx):
     assert session.get(HumanTask, task.id).status == DONE
 
 
-def test_group_leader_reassigns_and_others_cannot(ctx):
-    session, engine = ctx
+def test_group_leader_reassigns_and_others_cannot(bundled):
+    session, engine = bundled
     agent1, agent2, leader = (_user(session, n) for n in ("agent1", "agent2", "leader1"))
     net = _user(session, "net1")
     instance = engine.start(session, "complaint", INTAKE, actor=agent1, now=T0)
@@ -205,8 +204,8 @@ def test_group_leader_reassigns_and_others_cannot(ctx):
     assert engine.unclaim(session, task.id, leader, T0).assignee_id is None  # the leader takes it back
 
 
-def test_a_restart_does_not_redeploy_the_bundle_over_an_analysts_version(ctx):
-    session, engine = ctx
+def test_a_restart_does_not_redeploy_the_bundle_over_an_analysts_version(bundled):
+    session, engine = bundled
     from engine import definitions
     from tests.conftest import ROOT
 

@@ -33,15 +33,15 @@ def _escalations(session, task_id):
                                 .order_by(Escalation.level)))
 
 
-def test_task_due_time_follows_policy(ctx):
-    session, engine = ctx
+def test_task_due_time_follows_policy(bundled):
+    session, engine = bundled
     _, handle = _dispatched(session, engine)
     assert handle.due_at == T0 + timedelta(hours=24)
     assert handle.warn_at == T0 + timedelta(hours=24 * 0.8)
 
 
-def test_explicit_earlier_deadline_wins(ctx):
-    session, engine = ctx
+def test_explicit_earlier_deadline_wins(bundled):
+    session, engine = bundled
     agent = user_by_name(session, "agent1")
     instance = engine.start(session, "complaint", INTAKE, actor=agent, now=T0)
     (triage,) = open_tasks_of_instance(session, instance.id)
@@ -51,8 +51,8 @@ def test_explicit_earlier_deadline_wins(ctx):
     assert handle.due_at == T0 + timedelta(hours=12)
 
 
-def test_warning_then_each_level_once_then_cleared(ctx):
-    session, engine = ctx
+def test_warning_then_each_level_once_then_cleared(bundled):
+    session, engine = bundled
     _instance, handle = _dispatched(session, engine)
     leader = session.get(type(user_by_name(session, "netlead1")), user_by_name(session, "netlead1").id)
     assert scan(session, T0 + timedelta(hours=19)).warnings == 0
@@ -78,16 +78,16 @@ def test_warning_then_each_level_once_then_cleared(ctx):
     assert clock.state == "stopped" and clock.next_check_at is None
 
 
-def test_missed_scans_catch_up_with_every_level_once(ctx):
-    session, engine = ctx
+def test_missed_scans_catch_up_with_every_level_once(bundled):
+    session, engine = bundled
     _, handle = _dispatched(session, engine)
     result = scan(session, T0 + timedelta(days=5))  # the server was down for days
     assert sorted(e.level for e in result.escalations if e.task_id == handle.id) == [1, 2]
     assert scan(session, T0 + timedelta(days=6)).escalations == []
 
 
-def test_pause_stops_the_clock_and_shows(ctx):
-    session, engine = ctx
+def test_pause_stops_the_clock_and_shows(bundled):
+    session, engine = bundled
     instance, handle = _dispatched(session, engine)
     net = user_by_name(session, "net1")
     engine.suspend(session, instance.id, "等待客户提供故障时间", actor=net, now=T0 + timedelta(hours=10))
@@ -102,8 +102,8 @@ def test_pause_stops_the_clock_and_shows(ctx):
     assert [e.level for e in result.escalations if e.task_id == handle.id] == [1]
 
 
-def test_whole_case_limit_counts_working_days(ctx):
-    session, engine = ctx
+def test_whole_case_limit_counts_working_days(bundled):
+    session, engine = bundled
     instance, _ = _dispatched(session, engine)
     clock = session.scalars(select(SlaClock).where(SlaClock.instance_id == instance.id,
                                                    SlaClock.task_id.is_(None))).one()
@@ -112,19 +112,18 @@ def test_whole_case_limit_counts_working_days(ctx):
     assert clock.calendar == "workdays"
 
 
-def test_a_scanner_with_a_stale_view_cannot_raise_again(app, ctx):
+def test_a_scanner_with_a_stale_view_cannot_raise_again(bundled):
     """Two schedulers read the same due clock; the one that writes second must raise nothing
     (on SQLite writers are serialized, so the interleaving is staged with a stale session)."""
-    session, engine = ctx
+    session, engine = bundled
     from slas.scanner import _apply_one, _plan
-    from web.extensions import db
 
     _, handle = _dispatched(session, engine)
     clock_id = session.scalars(select(SlaClock.id).where(SlaClock.task_id == handle.id)).one()
     handle_id = handle.id
     session.commit()
     later = T0 + timedelta(hours=40)
-    stale = Session(db.engine, expire_on_commit=False)
+    stale = Session(session.get_bind(), expire_on_commit=False)
     assert stale.get(SlaClock, clock_id).level == 0  # scanner B has read the clock
     stale.commit()
     first = scan(session, later)  # scanner A raises levels 1 and 2 and commits
