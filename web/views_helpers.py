@@ -71,6 +71,8 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.filters["display"] = display_value
     from .access import can
+    from .case_text import event_sentence, visible_data
 
     app.jinja_env.globals.update(task_sla_state=task_sla_state, locale=locale, can=can,
+                                 event_sentence=event_sentence, visible_data=visible_data,
                                  now=lambda: datetime.now(UTC))

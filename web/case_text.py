@@ -1,0 +1,116 @@
+"""Cases in words: the one place that turns audit events into sentences and decides which case
+data a person sees (form fields with their labels, a few labelled results of the process's own
+steps; never internal keys, dicts or lists)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from engine.models import AuditEvent
+
+# What the diagrams' own steps write into a case that people should see (form fields come with
+# their labels from the forms' schemas).
+RESULT_LABELS = {
+    "satisfaction_source": _l("Satisfaction given by"),
+    "customer_comment": _l("Customer's comment"),
+    "callback_outcome": _l("Callback outcome"),
+    "billing_reason": _l("Billing's reason"),
+}
+RESULT_CHOICES = {
+    "satisfaction_source": {"sms": _l("SMS reply"), "phone": _l("Phone"), "visit": _l("Return visit")},
+}
+_HEADLINES = {
+    "started": _l("Recorded"), "task_opened": _l("Step opened"), "task_completed": _l("Step done"),
+    "task_claimed": _l("Claimed"), "task_unclaimed": _l("Returned to group"), "task_assigned": _l("Assigned"),
+    "completed": _l("Closed"), "suspended": _l("Suspended"), "resumed": _l("Resumed"),
+    "sla_paused": _l("Time limits paused"), "sla_warning": _l("Near its time limit"), "escalated": _l("Escalated"),
+    "timer_fired": _l("Timer fired"), "error": _l("Error"), "deployed": _l("Deployed"), "call_linked": _l("Call"),
+    "migrated": _l("Moved to a newer process version"), "callback_requested": _l("Callback booked"),
+    "callback_attempt": _l("Callback attempt"), "return_visit": _l("Return visit booked"),
+    "incident_retried": _l("Retried by an administrator"), "file_acknowledged": _l("File confirmed by the centre"),
+    "dunning_round_opened": _l("Dunning round opened"),
+}
+_MESSAGES = {"sms_reply": _l("The customer replied by SMS"), "dunning_paid": _l("Payment received")}
+_PEER_STATES = {
+    "delivered": _l("SMS delivered to the handset"), "undeliverable": _l("SMS could not be delivered"),
+    "expired": _l("SMS expired before delivery"), "rejected": _l("SMS rejected by the network"),
+    "deleted": _l("SMS deleted by the SMS centre"), "accepted": _l("SMS accepted by the SMS centre"),
+}
+# Peers' refusals in words (the technical text stays in the incident for administrators).
+_REASONS = [
+    (re.compile(r"is not a phone number"), _l("the number is not a valid phone number")),
+    (re.compile(r"not configured"), _l("the connection to this system is not configured")),
+    (re.compile(r"cannot connect|Connection refused|unreachable|timed out|no submit_sm_resp", re.I),
+     _l("the other system did not answer")),
+    (re.compile(r"ESME_R\w+"), _l("the SMS centre refused the message")),
+    (re.compile(r"template", re.I), _l("the SMS text could not be made from its template")),
+    (re.compile(r"\.ok within"), _l("the centre did not confirm the file in time")),
+    (re.compile(r"outcome unknown|may or may not have happened", re.I),
+     _l("it is not known whether the call reached the other system")),
+]
+
+
+@dataclass(frozen=True)
+class Sentence:
+    title: str
+    detail: str
+
+
+def event_sentence(event: AuditEvent) -> Sentence:
+    """An audit event as a headline and a detail in the user's language; an unknown kind still
+    reads as a sentence (its message), never as a bare code."""
+    kind, message, data = event.kind, event.message or "", event.data or {}
+    if kind == "job_done":
+        return Sentence(_("%(what)s: done", what=_operation(message)), "")
+    if kind == "job_retry":
+        what, _sep, reason = message.partition(": ")
+        return Sentence(_("%(what)s did not succeed; trying again", what=_operation(what)), reason_in_words(reason))
+    if kind == "incident":
+        what, _sep, reason = message.partition(": ")
+        return Sentence(_("%(what)s failed: an administrator is looking into it", what=_operation(what)),
+                        reason_in_words(reason))
+    if kind == "message_received":
+        return Sentence(str(_MESSAGES.get(message, _l("A message reached the case"))), "")
+    peer, _sep, state = kind.partition("_")
+    if peer == "smpp" and state:
+        words = _PEER_STATES.get(state)
+        return Sentence(str(words) if words else _("SMS status: %(state)s", state=state), "")
+    if kind in _HEADLINES:
+        return Sentence(str(_HEADLINES[kind]), message)
+    return Sentence(message or _("Recorded event"), "")
+
+
+def reason_in_words(reason: str) -> str:
+    """A peer's or connector's error as a person reads it."""
+    for pattern, words in _REASONS:
+        if pattern.search(reason or ""):
+            return str(words)
+    return _("the other system reported an error") if reason else ""
+
+
+def visible_data(catalog: dict[str, tuple[str, dict[str, str]]], data: dict[str, Any]
+                 ) -> list[tuple[str, str, Any]]:
+    """``(name, label, value)`` of the case data a person sees: form fields and labelled results,
+    plain values only, in the data's order."""
+    shown = []
+    for name, value in data.items():
+        if value in (None, "") or isinstance(value, dict | list | tuple | set):
+            continue
+        if name in catalog:
+            shown.append((name, catalog[name][0], value))
+        elif name in RESULT_LABELS:
+            choices = RESULT_CHOICES.get(name, {})
+            shown.append((name, str(RESULT_LABELS[name]), str(choices.get(str(value), value))))
+    return shown
+
+
+def _operation(name: str) -> str:
+    """An outbox operation's title (e.g. 发送短信) from the installed connectors."""
+    operation = current_app.extensions["kefu_connectors"].operations.get(name.strip())
+    return getattr(operation, "title", None) or _("A call to another system")
