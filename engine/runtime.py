@@ -92,8 +92,10 @@ class Engine:
 
     # -- instances -------------------------------------------------------------------------
     def start(self, session: Session, key: str, data: dict[str, Any], *, actor: User | None,
-              now: datetime) -> ProcessInstance:
-        """Start the latest version of ``key`` with ``data`` (validated against the start form)."""
+              now: datetime, server_data: dict[str, Any] | None = None) -> ProcessInstance:
+        """Start the latest version of ``key`` with ``data`` (validated against the start form).
+        ``server_data``: variables set by the product itself, never by a user (e.g. a received
+        roaming dispatch's deadlines), added after the form check."""
         definition = definitions.latest_version(session, key)
         if definition is None:
             raise NotFound(f"no process '{key}' is deployed")
@@ -105,6 +107,8 @@ class Engine:
         if form_name:
             data = validate_form(forms.get(form_name, {}), data)
             secrets = write_only_fields(forms.get(form_name))
+        if server_data:
+            data = {**data, **server_data}
         if actor is not None and start_spec.lane:
             group_id = self.groups.find(session, start_spec.lane)
             if group_id is not None and not access.in_group(actor, group_id):

@@ -56,6 +56,17 @@ DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "【升级L{{ level }}】工单{{ reference }}「{{ step }}」已超时{{ late }}，处理人：{{ holder }}，请督办。",
         {"level": 1, "reference": "CP20261123000001", "step": "部门处理", "late": "30分钟", "holder": "张三"},
     ),
+    "payment_reminder": (
+        "缴费提醒（信用额度）",
+        ("尊敬的客户，截至{{ as_of }}，您的号码{{ phone }}已用额度（欠费及未出账话费，扣除预存款）¥{{ used }}，"
+         "已达信用额度¥{{ credit_limit }}的{{ percent }}%。为免停机，请及时缴费。【客服中心】"),
+        {"phone": "13800000002", "used": "160.00", "credit_limit": "200.00", "percent": 80, "as_of": "11月23日"},
+    ),
+    "low_balance": (
+        "余额不足提醒（预付费）",
+        "尊敬的客户，截至{{ as_of }}，您的号码{{ phone }}余额¥{{ balance }}，已低于¥{{ floor }}。为免停机，请及时充值。【客服中心】",
+        {"phone": "13800000005", "balance": "8.50", "floor": "10.00", "as_of": "11月23日"},
+    ),
     "callback_unreached": (
         "回访未接通",
         "尊敬的客户，我们多次致电未能联系到您（{{ reason }}）。如需帮助请拨打10086。【客服中心】",

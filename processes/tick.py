@@ -21,6 +21,7 @@ from slas.scanner import ScanResult, scan
 from . import file_exchange
 from .dunning import Dunning
 from .inbound import process_inbound
+from .payment_reminders import PaymentReminders
 
 log = logging.getLogger("kefu.tick")
 
@@ -34,18 +35,20 @@ class TickReport:
     billing_moved: int = 0  # service orders / change requests the demo billing simulator moved
     files: int = 0          # file exchanges moved on (sent, acknowledged, received)
     dunning: int = 0        # dunning cases started and payments delivered
+    reminders: int = 0      # payment reminders (缴费提醒) queued
 
     @property
     def eventful(self) -> bool:
         return bool(self.timers_fired or self.scan.warnings or self.scan.escalations or self.jobs.total
-                    or self.inbound or self.billing_moved or self.files or self.dunning)
+                    or self.inbound or self.billing_moved or self.files or self.dunning or self.reminders)
 
     def lines(self) -> list[str]:
         out = [(f"tick at {self.at.isoformat()}: {self.timers_fired} timer(s) fired, {self.jobs}, "
                f"{self.inbound} inbound message(s) settled, {self.scan}"
                + (f", demo billing moved {self.billing_moved} order(s)" if self.billing_moved else "")
                + (f", {self.files} file exchange(s) moved on" if self.files else "")
-               + (f", dunning: {self.dunning} case(s) started or paid" if self.dunning else ""))]
+               + (f", dunning: {self.dunning} case(s) started or paid" if self.dunning else "")
+               + (f", {self.reminders} payment reminder(s) queued" if self.reminders else ""))]
         for esc in self.scan.escalations:
             out.append(f"  escalation L{esc.level} → {esc.target}: instance {esc.instance_id} "
                        f"task {esc.task_id} '{esc.title}' due {esc.due_at.isoformat()}")
@@ -54,10 +57,12 @@ class TickReport:
 
 def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
          billing_simulator: BillingSimulator | None = None, ftp_ack_limit: timedelta = timedelta(hours=1),
-         collect_files: bool = False, dunning: Dunning | None = None) -> TickReport:
+         collect_files: bool = False, dunning: Dunning | None = None,
+         reminders: PaymentReminders | None = None) -> TickReport:
     """Run everything due by ``now``; commits per unit of work. ``billing_simulator`` (demo only,
     see web/demo_billing.py) executes billing's side before the jobs that wait on it run;
-    ``dunning`` (the scheduler's) opens and continues dunning rounds and records payments."""
+    ``dunning`` (the scheduler's) opens and continues dunning rounds and records payments;
+    ``reminders`` (the scheduler's) goes on with the day's payment-reminder pass."""
     fired = 0
     while True:
         count = engine.fire_due_timers(session, now, limit=batch)
@@ -66,6 +71,7 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
             break
     moved = _simulate_billing(billing_simulator, now)
     dunned = dunning.tick(session, engine, now) if dunning is not None else 0
+    reminded = reminders.tick(session, now) if reminders is not None else 0
     jobs = engine.run_jobs(session, now)
     engine.index_unindexed_waits(session)  # cases from before the correlation index, once each
     inbound = process_inbound(session, engine, now)
@@ -77,7 +83,7 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
         more = engine.run_jobs(session, now)
         jobs.done, jobs.retried, jobs.incidents = (jobs.done + more.done, jobs.retried + more.retried,
                                                    jobs.incidents + more.incidents)
-    return TickReport(now, fired, result, jobs, inbound, moved, exchanged, dunned)
+    return TickReport(now, fired, result, jobs, inbound, moved, exchanged, dunned, reminded)
 
 
 def _simulate_billing(simulator: BillingSimulator | None, now: datetime) -> int:

@@ -16,6 +16,7 @@ from engine.lease import SchedulerLease  # noqa: F401
 from engine.runtime import Engine
 from processes import dunning as _dunning  # noqa: F401  (registers tables)
 from processes import file_exchange as _file_exchange  # noqa: F401  (registers tables)
+from processes import payment_reminders as _payment_reminders  # noqa: F401  (registers tables)
 from processes import sms_templates as _sms_templates  # noqa: F401  (registers tables)
 from processes import telephony as _telephony  # noqa: F401  (registers tables)
 from slas import models as _sla_models  # noqa: F401

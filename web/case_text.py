@@ -46,12 +46,12 @@ _PEER_STATES = {
 _REASONS = [
     (re.compile(r"is not a phone number"), _l("the number is not a valid phone number")),
     (re.compile(r"not configured"), _l("the connection to this system is not configured")),
-    (re.compile(r"cannot connect|Connection refused|unreachable|timed out|no submit_sm_resp", re.I),
+    (re.compile(r"cannot connect|Connection refused|unreachable|timed out|no submit_sm_resp", re.IGNORECASE),
      _l("the other system did not answer")),
     (re.compile(r"ESME_R\w+"), _l("the SMS centre refused the message")),
-    (re.compile(r"template", re.I), _l("the SMS text could not be made from its template")),
+    (re.compile(r"template", re.IGNORECASE), _l("the SMS text could not be made from its template")),
     (re.compile(r"\.ok within"), _l("the centre did not confirm the file in time")),
-    (re.compile(r"outcome unknown|may or may not have happened", re.I),
+    (re.compile(r"outcome unknown|may or may not have happened", re.IGNORECASE),
      _l("it is not known whether the call reached the other system")),
 ]
 
@@ -65,7 +65,7 @@ class Sentence:
 def event_sentence(event: AuditEvent) -> Sentence:
     """An audit event as a headline and a detail in the user's language; an unknown kind still
     reads as a sentence (its message), never as a bare code."""
-    kind, message, data = event.kind, event.message or "", event.data or {}
+    kind, message = event.kind, event.message or ""
     if kind == "job_done":
         return Sentence(_("%(what)s: done", what=_operation(message)), "")
     if kind == "job_retry":

@@ -50,6 +50,12 @@ def from_environment() -> dict:
         "KEFU_DUNNING_HOURS": os.environ.get("KEFU_DUNNING_HOURS", "09:00-20:00"),
         "KEFU_DUNNING_DAY": int(os.environ.get("KEFU_DUNNING_DAY", "5")),
         "KEFU_DUNNING_RECALL_DAYS": int(os.environ.get("KEFU_DUNNING_RECALL_DAYS", "7")),
+        # Payment reminders (缴费提醒): one SMS when a postpaid subscription's used amount reaches each
+        # of these percentages of its credit limit, or a prepaid balance falls below the floor (fen);
+        # the day's pass runs within these hours (Beijing time).
+        "KEFU_REMINDER_THRESHOLDS": os.environ.get("KEFU_REMINDER_THRESHOLDS", "80,100"),
+        "KEFU_PREPAID_FLOOR_FEN": int(os.environ.get("KEFU_PREPAID_FLOOR_FEN", "1000")),
+        "KEFU_REMINDER_HOURS": os.environ.get("KEFU_REMINDER_HOURS", "09:00-20:00"),
         "KEFU_JOB_THREADS": int(os.environ.get("KEFU_JOB_THREADS", "16")),
         "SECRET_KEY": _secret_key(data_dir),
         "SQLALCHEMY_DATABASE_URI": url,

@@ -125,6 +125,9 @@ def build_registry(app: Flask) -> Registry:
     dunning_settings = _dunning_settings(app)
     registry.add(dunning_operations(dunning_settings.hours))
     app.extensions["kefu_dunning"] = Dunning(billing, dunning_settings)
+    from processes.payment_reminders import PaymentReminders
+
+    app.extensions["kefu_reminders"] = PaymentReminders(billing, _reminder_settings(app))
     app.extensions["kefu_connector_starters"] = starters
     return registry
 
@@ -137,6 +140,17 @@ def _dunning_settings(app: Flask) -> Any:
     return DunningSettings(hours=CallingHours.parse(str(app.config.get("KEFU_DUNNING_HOURS") or "09:00-20:00")),
                            day=max(1, min(28, int(app.config.get("KEFU_DUNNING_DAY") or 5))),
                            recall_days=max(1, int(app.config.get("KEFU_DUNNING_RECALL_DAYS") or 7)))
+
+
+def _reminder_settings(app: Flask) -> Any:
+    """The payment-reminder settings (KEFU_REMINDER_THRESHOLDS, KEFU_PREPAID_FLOOR_FEN, KEFU_REMINDER_HOURS)."""
+    from processes.outbound_calls import CallingHours
+    from processes.payment_reminders import ReminderSettings
+
+    return ReminderSettings(
+        hours=CallingHours.parse(str(app.config.get("KEFU_REMINDER_HOURS") or "09:00-20:00")),
+        thresholds=ReminderSettings.parse_thresholds(str(app.config.get("KEFU_REMINDER_THRESHOLDS") or "80,100")),
+        prepaid_floor_fen=max(0, int(app.config.get("KEFU_PREPAID_FLOOR_FEN") or 0)))
 
 
 # -- PBX (AMI) ------------------------------------------------------------------------------------

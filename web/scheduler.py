@@ -100,4 +100,5 @@ def tick_settings(app: Flask) -> dict[str, Any]:
     return {"billing_simulator": billing_simulator(app),
             "ftp_ack_limit": timedelta(minutes=int(app.config.get("KEFU_FTP_ACK_MINUTES") or 60)),
             "collect_files": bool(app.config.get("KEFU_FTP_URL")),
-            "dunning": app.extensions.get("kefu_dunning")}
+            "dunning": app.extensions.get("kefu_dunning"),
+            "reminders": app.extensions.get("kefu_reminders")}

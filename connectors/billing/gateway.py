@@ -22,7 +22,20 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, overload
 
-from sqlalchemy import Integer, Table, bindparam, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -171,6 +184,39 @@ _UNPAID = (select(bills.c.id, bills.c.subscription_id, bills.c.total_fen, bills.
            .where(*_UNPAID_WHERE, bills.c.id > bindparam("after", type_=Integer))
            .order_by(bills.c.id).limit(_limit()))
 
+
+# Credit standing of subscriptions (payment reminders), in keyset pages by subscription id. The
+# interim tables have no "unbilled usage" column: it is the fees of the call details of the current
+# month, and of last month while its bill is not issued yet. What a postpaid subscription has used
+# against its credit limit = arrears (overdue) + issued bills not yet due + unbilled usage. Correlated
+# subqueries on the (subscription_id, started_at) and (subscription_id, bill_month) indexes: one
+# statement per page, a few index probes per subscription.
+def _fees(start: Any, end: Any = None) -> Any:
+    where = [call_details.c.subscription_id == subscriptions.c.id, call_details.c.started_at >= start]
+    if end is not None:
+        where.append(call_details.c.started_at < end)
+    return select(func.coalesce(func.sum(call_details.c.fee_fen), 0)).where(*where).scalar_subquery()
+
+
+_CUR_START = bindparam("cur_start", type_=call_details.c.started_at.type)
+_PREV_START = bindparam("prev_start", type_=call_details.c.started_at.type)
+_PREV_BILLED = exists().where(bills.c.subscription_id == subscriptions.c.id,
+                              bills.c.bill_month == bindparam("prev_month"))
+_NOT_YET_DUE = (select(func.coalesce(func.sum(bills.c.total_fen - bills.c.paid_fen), 0))
+                .where(bills.c.subscription_id == subscriptions.c.id,
+                       bills.c.status.in_(("unpaid", "partly_paid")),
+                       bills.c.due_date >= bindparam("today", type_=bills.c.due_date.type))
+                .scalar_subquery())
+_USED = case((subscriptions.c.prepaid, 0), else_=(
+    func.coalesce(balances.c.arrears_fen, 0) + _NOT_YET_DUE + _fees(_CUR_START)
+    + case((_PREV_BILLED, 0), else_=_fees(_PREV_START, _CUR_START))))
+_CREDIT = (select(subscriptions.c.id, subscriptions.c.phone, subscriptions.c.prepaid, subscriptions.c.credit_limit_fen,
+                  func.coalesce(balances.c.balance_fen, 0), _USED)
+           .select_from(subscriptions.outerjoin(balances, balances.c.subscription_id == subscriptions.c.id))
+           .where(subscriptions.c.id > bindparam("after", type_=Integer), subscriptions.c.status == "active",
+                  subscriptions.c.service_type == "gsm",
+                  or_(subscriptions.c.prepaid, subscriptions.c.credit_limit_fen > 0))
+           .order_by(subscriptions.c.id).limit(_limit()))
 
 # -- connections -----------------------------------------------------------------------------------
 def _engine_options(url: str, timeout: float, pool_size: int) -> dict[str, Any]:
@@ -392,6 +438,23 @@ class BillingGateway:
                                     .group_by(payments.c.subscription_id)).all()
                 out.update({int(sid): int(total or 0) for sid, total in rows})
         return out
+
+    # -- payment reminders (缴费提醒): credit standing, a page of subscriptions per statement ---------------
+    def credit_page(self, after_id: int, limit: int, today: date) -> list[tuple[int, str, bool, int, int, int]]:
+        """The next ``limit`` active GSM subscriptions with id above ``after_id`` that a reminder may
+        concern (prepaid, or postpaid with a credit limit), by id, as plain tuples ``(subscription_id,
+        phone, prepaid, credit_limit_fen, balance_fen, used_fen)``; ``used_fen`` (postpaid, 0 for
+        prepaid) = arrears + issued bills not yet due + unbilled usage (see ``_CREDIT``). ``today`` is
+        the Beijing date. One statement, whatever the page size."""
+        month = f"{today.year:04d}-{today.month:02d}"
+        first = today.replace(day=1) - timedelta(days=1)
+        previous = f"{first.year:04d}-{first.month:02d}"
+        cur_start, prev_start = month_bounds(month)[0], month_bounds(previous)[0]
+        with self.connect() as conn:
+            rows = conn.execute(_CREDIT, {"after": int(after_id), "limit": int(limit), "cur_start": cur_start,
+                                          "prev_start": prev_start, "prev_month": previous, "today": today}).all()
+        return [(int(sid), phone, bool(prepaid), int(limit_fen or 0), int(balance or 0), int(used or 0))
+                for sid, phone, prepaid, limit_fen, balance, used in map(tuple, rows)]
 
     def verify_service_password(self, phone: str, password: str) -> bool:
         """Whether ``password`` is the service password of ``phone`` (False for unknown numbers)."""

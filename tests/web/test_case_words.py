@@ -36,7 +36,7 @@ def test_the_case_page_tells_the_history_in_words(app, ctx, client, token):
     session.commit()
 
     html = _page(client, token, instance.id)
-    visible = re.sub(r"<script\b.*?</script>", " ", html, flags=re.S)  # data for the diagram viewer
+    visible = re.sub(r"<script\b.*?</script>", " ", html, flags=re.DOTALL)  # data for the diagram viewer
     text = re.sub(r"<[^>]+>", " ", visible)
     for pattern in RAW:
         assert not pattern.search(text), pattern.pattern
