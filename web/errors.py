@@ -47,6 +47,45 @@ def localized_fields(exc: ValidationFailed) -> dict[str, str]:
             else str(FIELD_MESSAGES[c["code"]]) for field, c in codes.items()}
 
 
+# A page shows people a headline for the status and, where the engine's reason is one people
+# meet, that reason in their language; other reasons (ids, codes) stay in the API's JSON.
+HEADLINES = {
+    400: _l("The request could not be understood."), 401: _l("Please sign in."),
+    403: _l("You may not do this."),
+    404: _l("Not found: it may have been handled already, or it is not yours to see."),
+    409: _l("This cannot be done right now."), 413: _l("The request is too large."),
+    422: _l("The request could not be accepted."),
+    503: _l("Another system is not answering; please try again shortly."),
+}
+REASONS = {
+    "this task is already done": _l("This task is already done."),
+    "this task is held by someone else": _l("Someone else holds this task: it is read-only for you."),
+    "the case was changed by someone else; reload and try again":
+        _l("Someone else changed the case meanwhile; reload the page and try again."),
+    "the case is suspended (挂起); resume it first": _l("The case is suspended (挂起); resume it first."),
+    "the case is not suspended": _l("The case is not suspended."),
+    "the task is not ready": _l("This step is not ready yet."),
+    "the task no longer exists in the workflow": _l("This step no longer exists in the case."),
+    "this incident is already resolved": _l("This incident is already resolved."),
+    "the incident's job is not failed any more": _l("The incident's job is no longer failed."),
+    "only the group leader may reassign this task": _l("Only the group leader may reassign this task."),
+    "a reason is required": _l("A reason is required."),
+    "the assignee is not in the task's group": _l("The chosen person is not in the task's group."),
+    "the case changed since the preview; preview again": _l("The case changed since the preview; preview again."),
+}
+
+
+def page_message(status: int, message: str) -> tuple[str, str]:
+    """(headline, reason) for an error page, in the user's language."""
+    headline = str(HEADLINES.get(status, HEADLINES[400]))
+    reason = REASONS.get(message)
+    if reason is not None:
+        return headline, str(reason)
+    from .views_helpers import locale
+
+    return headline, (message if locale().startswith("en") and message != headline else "")
+
+
 def wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
@@ -56,7 +95,9 @@ def error_response(status: int, code: str, message: str, **extra: Any):
     body = {"error": code, "message": message, "fields": extra.pop("fields", {}), **extra}
     if wants_json():
         return jsonify(body), status
-    return render_template("error.html", status=status, message=message, fields=body["fields"]), status
+    headline, reason = page_message(status, message)
+    return render_template("error.html", status=status, headline=headline, reason=reason,
+                           fields=body["fields"]), status
 
 
 def register(app: Flask) -> None:

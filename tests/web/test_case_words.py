@@ -44,3 +44,14 @@ def test_the_case_page_tells_the_history_in_words(app, ctx, client, token):
                   "号码不是有效的电话号码", "短信已送达客户手机", "客户已短信回复", "新的事件"):
         assert words in text, words
     assert "王先生" in text  # the complainant's name, under its form label
+
+
+def test_error_pages_speak_chinese_and_hide_internal_ids(app, client):
+    client.post("/login", data={"username": "agent1", "password": "kefu-demo"})
+    page = client.get("/tasks/99999")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 404
+    assert "找不到该内容" in text and "task 99999" not in text and "not found" not in text
+    assert "错误代码 404" in text
+    english = client.get("/lang/en", follow_redirects=True) and client.get("/tasks/99999").get_data(as_text=True)
+    assert "Not found" in english
