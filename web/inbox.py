@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 
 from engine.access import allowed
 from engine.clock import utcnow
-from engine.errors import ValidationFailed
+from engine.errors import Conflict, PeerUnavailable, ValidationFailed
 from engine.models import HumanTask, inbox_query, instance_events
 from engine.people import Group, User
 
-from .errors import localized_fields
+from .errors import localized_fields, page_message
 from .extensions import db
 from .schema_forms import coerce, field_catalog, fields_of
 from .views_helpers import engine, locale
@@ -119,6 +119,13 @@ def complete(task_id: int):
         db.session.rollback()
         flash(_("Please correct the marked fields."), "error")
         return task(task_id, errors=localized_fields(exc), values=dict(request.form)), 422
+    except (Conflict, PeerUnavailable) as exc:
+        # A refusal is shown as one, on the task, with what was typed kept for another try.
+        db.session.rollback()
+        status = 409 if isinstance(exc, Conflict) else 503
+        headline, reason = page_message(status, exc.message)
+        flash(reason or headline, "error")
+        return task(task_id, values=dict(request.form)), status
     flash(_("Step done: %(title)s.", title=step.title), "success")
     next_task = db.session.scalars(
         select(HumanTask).where(HumanTask.instance_id == step.instance_id, HumanTask.status == "open",

@@ -55,3 +55,30 @@ def test_error_pages_speak_chinese_and_hide_internal_ids(app, client):
     assert "错误代码 404" in text
     english = client.get("/lang/en", follow_redirects=True) and client.get("/tasks/99999").get_data(as_text=True)
     assert "Not found" in english
+
+
+def test_a_step_held_by_someone_else_is_read_only_and_a_refusal_keeps_the_typing(app, ctx):
+    from engine.models import open_tasks_of_instance
+    from tests.web.test_pages import Browser
+
+    session, engine = ctx
+    instance = engine.start(session, "complaint", INTAKE, actor=user_by_name(session, "agent1"), now=T0)
+    session.commit()
+    (task,) = open_tasks_of_instance(session, instance.id)
+    assert task.assignee_id == user_by_name(session, "agent1").id
+    agent2 = Browser(app, "agent2")
+    page = agent2.get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert "处理中，您可以查看，但不能提交" in page and f'action="/tasks/{task.id}/complete"' not in page
+    # Submitted anyway (from a stale page): refused in words, no English, no error page.
+    answer = agent2.post(f"/tasks/{task.id}/complete", {"resolution": "answer_now", "first_reply": "乙的答复"})
+    assert answer.status_code == 409
+    assert "该环节由他人处理中，您只能查看。" in answer.get_data(as_text=True)
+
+    # The holder submits while the case is suspended: refused, and the typing is still in the form.
+    engine.suspend(session, instance.id, "等待客户补充材料", actor=user_by_name(session, "leader1"), now=T0)
+    session.commit()
+    agent1 = Browser(app, "agent1")
+    answer = agent1.post(f"/tasks/{task.id}/complete", {"resolution": "answer_now", "first_reply": "甲的答复"})
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 409
+    assert "工单已挂起，请先恢复。" in text and "甲的答复" in text
