@@ -20,6 +20,7 @@ from . import definitions
 from .listeners import StepListener
 from .models import CANCELLED, DONE, OPEN, HumanTask, ProcessInstance, open_tasks_of_instance, record_event
 from .people import Group, GroupIndex, User, members_among
+from .task_tree import was_pruned
 
 ASSIGN_PROPERTY = "kefu.assign"  # "leader": the task goes to the leader of its group
 
@@ -89,14 +90,15 @@ def _natural_assignee(session: Session, instance: ProcessInstance, workflow: Bpm
     if row.group_id is None:
         return None
     candidates: list[int] = []
-    # A rework pass: the inbox rows remember who did this step before (the task tree may not, see
-    # engine/task_tree.py). A new case has no rows to read.
-    previous = None if instance.id is None else session.scalars(
-        select(HumanTask.completed_by).where(HumanTask.instance_id == instance.id,
-                                             HumanTask.name == row.name, HumanTask.status == DONE)
-        .order_by(HumanTask.id.desc()).limit(1)).first()
-    if previous is not None:
-        candidates.append(previous)
+    # A rework pass (the step ran before: in the tree, or possibly in history pruned from it, see
+    # engine/task_tree.py): it goes back to whoever did it, as the inbox rows remember.
+    if workflow.get_tasks(spec_name=row.name, state=TaskState.COMPLETED) or was_pruned(workflow):
+        previous = session.scalars(
+            select(HumanTask.completed_by).where(HumanTask.instance_id == instance.id,
+                                                 HumanTask.name == row.name, HumanTask.status == DONE)
+            .order_by(HumanTask.id.desc()).limit(1)).first()
+        if previous is not None:
+            candidates.append(previous)
     if instance.started_by is not None:
         candidates.append(instance.started_by)
     if actor is not None:

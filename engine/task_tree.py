@@ -60,6 +60,13 @@ def prune(workflow: BpmnWorkflow, depth: int | None = None) -> int:
     return len(gone)
 
 
+def was_pruned(workflow: BpmnWorkflow) -> bool:
+    """Whether finished history was cut from this workflow's tree (the root's child is then a task
+    from the middle of the process, not what follows the start)."""
+    root = workflow.task_tree
+    return any(child.task_spec not in root.task_spec.outputs for child in root.children)
+
+
 def _depth(task: Any) -> int:
     depth, node = 0, task
     while node.parent is not None:

@@ -114,3 +114,13 @@ def test_without_pruning_a_loop_beyond_the_iterator_depth_is_never_recorded_as_c
     assert "cannot advance" in str(caught.value)
     session.rollback()
     assert session.scalar(select(ProcessInstance.id).where(ProcessInstance.process_key == "looping")) is None
+
+
+def test_pruning_is_detectable_so_rework_reads_the_inbox_rows(store):
+    session, engine = store
+    admin = user_by_name(session, "admin")
+    for passes, pruned in ((10, False), (200, True)):
+        engine.deploy(session, _loop(passes), {}, now=T0)
+        instance = engine.start(session, "looping", {}, actor=admin, now=T0)
+        session.commit()
+        assert task_tree.was_pruned(engine._peek_workflow(session, instance)) is pruned
