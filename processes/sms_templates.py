@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -74,7 +75,27 @@ DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     ),
 }
 
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+class _TextSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, plus bounds on ``*`` and ``**`` (``"x" * 10**9`` would build a gigabyte
+    string before the length check could refuse it); ranges are bounded by the sandbox itself."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and (abs(_number(left)) > 1000 or abs(_number(right)) > 64):
+            raise SecurityError("the power is too large for a text")
+        if operator == "*" and (isinstance(left, str | list) or isinstance(right, str | list)):
+            count = right if isinstance(left, str | list) else left
+            if _number(count) * max(len(left) if isinstance(left, str | list) else len(right), 1) > MAX_TEXT * 10:
+                raise SecurityError("the repetition is too long for a text")
+        return super().call_binop(context, operator, left, right)
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+_env = _TextSandbox(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
 
 
 class SmsTemplate(Base):
@@ -93,7 +114,7 @@ def render_text(body: str, context: dict[str, Any]) -> str:
     """Render ``body``; raises ``ValueError`` with the reason when it cannot be rendered."""
     try:
         text = _env.from_string(body).render(**context).strip()
-    except TemplateError as exc:
+    except (TemplateError, OverflowError, ArithmeticError) as exc:  # the sandbox refuses with these
         raise ValueError(f"the template cannot be rendered: {exc}") from exc
     if not text:
         raise ValueError("the template renders to an empty text")

@@ -17,6 +17,7 @@ from engine.runtime import Engine
 from processes import dunning as _dunning  # noqa: F401  (registers tables)
 from processes import file_exchange as _file_exchange  # noqa: F401  (registers tables)
 from processes import payment_reminders as _payment_reminders  # noqa: F401  (registers tables)
+from processes import roaming as _roaming  # registers tables; its step listener below
 from processes import sms_templates as _sms_templates  # noqa: F401  (registers tables)
 from processes import telephony as _telephony  # noqa: F401  (registers tables)
 from slas import models as _sla_models  # noqa: F401
@@ -38,7 +39,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
             app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(test_config["SQLALCHEMY_DATABASE_URI"])
 
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
+    from . import request_limits
+
+    request_limits.install(app)  # bounded JSON bodies, 64-bit ids (before any route exists)
     db.init_app(app)
     from engine import unit_of_work
     from engine.database import configure
@@ -58,7 +61,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["kefu_connectors"] = registry
     from processes.outbound_calls import AssigneeFromData
 
-    app.extensions["kefu_engine"] = Engine(listeners=[AssigneeFromData(), SlaListener()], checks=[check_properties],
+    app.extensions["kefu_engine"] = Engine(listeners=[AssigneeFromData(), SlaListener(), _roaming.RoamingListener()],
+                                           checks=[check_properties],
                                            cache_size=app.config["KEFU_WORKFLOW_CACHE"],
                                            operations=registry.operations,
                                            job_threads=app.config["KEFU_JOB_THREADS"])
@@ -76,6 +80,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         escalations,
         inbox,
         modeler,
+        roaming,
         views_helpers,
     )
 
@@ -88,6 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(customers.bp)
     app.register_blueprint(calls.bp)
     app.register_blueprint(dunning.bp)
+    app.register_blueprint(roaming.bp)
     api.register(app)  # the REST API (web/api/), exempt from CSRF
     errors.register(app)
     views_helpers.register(app)

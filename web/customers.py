@@ -17,6 +17,7 @@ from engine.clock import utcnow
 
 from . import customer_lookup as cl
 from .access import permission_required
+from .request_limits import db_int
 
 bp = Blueprint("customers", __name__)
 CALLS_PER_PAGE = 100
@@ -80,7 +81,7 @@ def view(phone: str):
             return render_template("customer_lookup.html", phone=phone, reason="", note="", reasons=_choices(),
                                    error=_("Choose why you look this customer up."))
         month = cl.check_month(request.args.get("month")) or _this_month(now)
-        page = max(1, request.args.get("page", 1, type=int) or 1)
+        page = max(1, request.args.get("page", 1, type=db_int) or 1)
         data = cl.lookup(current_user, phone, reason, call, now, channel="web")
         calls = cl.call_details(phone, month, limit=CALLS_PER_PAGE + 1, offset=(page - 1) * CALLS_PER_PAGE)
     except cl.LookupFailed as exc:

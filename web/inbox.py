@@ -15,6 +15,7 @@ from engine.people import Group, User
 
 from .errors import localized_fields, page_message
 from .extensions import db
+from .request_limits import db_int
 from .schema_forms import coerce, field_catalog, fields_of
 from .views_helpers import engine, locale
 
@@ -35,7 +36,7 @@ def home():
 def tasks():
     scope = request.args.get("scope", "mine")
     scope = scope if scope in ("mine", "group") else "mine"
-    page = max(1, request.args.get("page", 1, type=int))
+    page = max(1, request.args.get("page", 1, type=db_int))
     query = inbox_query(current_user.id, current_user.group_ids, scope)
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     rows = list(db.session.scalars(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
@@ -95,7 +96,7 @@ def unclaim(task_id: int):
 @bp.post("/tasks/<int:task_id>/assign")
 @login_required
 def assign(task_id: int):
-    assignee = db.session.get(User, request.form.get("assignee_id", type=int) or 0)
+    assignee = db.session.get(User, request.form.get("assignee_id", type=db_int) or 0)
     if assignee is None:
         flash(_("Choose a member of the group."), "error")
         return redirect(url_for("inbox.task", task_id=task_id))

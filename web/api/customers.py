@@ -15,6 +15,7 @@ from engine.clock import utcnow
 
 from .. import customer_lookup as cl
 from ..errors import error_response
+from ..request_limits import db_int
 from .guards import api_login_required
 from .shapes import iso
 
@@ -30,14 +31,14 @@ def customer(phone: str):
     user = g.api_user
     if not allowed(user, "view_customer_data"):
         return error_response(403, "forbidden", "customer data is for agents, handlers, leaders and managers")
-    call = request.args.get("call", type=int)
+    call = request.args.get("call", type=db_int)
     reason = cl.Reason(request.args.get("reason", "").strip()[:cl.REASON_LIMIT] or "api",
                        request.args.get("note", "").strip()[:cl.REASON_LIMIT])
     try:
         cl.check_phone(phone)
         month = cl.check_month(request.args.get("month"))
-        limit = min(max(request.args.get("limit", CALLS_LIMIT, type=int), 0), CALLS_MAX)
-        offset = max(request.args.get("offset", 0, type=int), 0)
+        limit = min(max(request.args.get("limit", CALLS_LIMIT, type=db_int), 0), CALLS_MAX)
+        offset = max(request.args.get("offset", 0, type=db_int), 0)
         body: dict[str, Any] = cl.lookup(user, phone, reason, call, utcnow(), channel="api")
         if month:
             items = cl.call_details(phone, month, limit=limit, offset=offset)

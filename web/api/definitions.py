@@ -24,8 +24,10 @@ from engine.models import RUNNING, ProcessDefinition, ProcessInstance
 
 from ..errors import error_response
 from ..extensions import db
+from ..request_limits import MAX_ID, db_int
 from ..views_helpers import engine
 from .guards import api_login_required, designer_required
+from .shapes import json_body
 
 MAX_FORMS = 50
 
@@ -146,7 +148,7 @@ def list_definitions():
 
 @api_login_required
 def get_definition(key: str):
-    definition = _version(key, request.args.get("version", type=int))
+    definition = _version(key, request.args.get("version", type=db_int))
     # Not jsonify: it sorts keys, and a form's fields must keep the order their author gave them.
     body = json.dumps({**_version_summary(definition), "forms": definition.forms}, ensure_ascii=False)
     return Response(body, mimetype="application/json")
@@ -154,7 +156,7 @@ def get_definition(key: str):
 
 @api_login_required
 def definition_bpmn(key: str):
-    definition = _version(key, request.args.get("version", type=int))
+    definition = _version(key, request.args.get("version", type=db_int))
     response = Response(definition.bpmn_xml, mimetype="application/xml")
     # XML opened directly in a browser may run embedded XHTML script: this document may run nothing.
     response.headers["Content-Security-Policy"] = "default-src 'none'"
@@ -213,19 +215,18 @@ def migration_preview(instance_id: int):
     instance = db.session.get(ProcessInstance, instance_id)
     if instance is None:
         raise NotFound(f"case {instance_id} not found")
-    version = request.args.get("version", type=int)
+    version = request.args.get("version", type=db_int)
     target = _version(instance.process_key, version) if version is not None else None
     return jsonify(migration_body(migration.preview(engine(), db.session, instance, target)))
 
 
 @designer_required
 def migrate_instance(instance_id: int):
-    body = request.get_json(silent=True) or {}
+    body = json_body()
     version = body.get("version")
     lock_version = body.get("lock_version")
-    if (version is not None and not isinstance(version, int)) or (
-            lock_version is not None and not isinstance(lock_version, int)):
-        return error_response(400, "bad_request", "version and lock_version must be integers")
+    if not all(value is None or (type(value) is int and 0 < value <= MAX_ID) for value in (version, lock_version)):
+        return error_response(400, "bad_request", "version and lock_version must be positive integers")
     instance = db.session.get(ProcessInstance, instance_id)
     if instance is None:
         raise NotFound(f"case {instance_id} not found")

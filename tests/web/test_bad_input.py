@@ -1,0 +1,61 @@
+"""Bad input is a clear 4xx, never a 500: JSON nested beyond reason, lone surrogates, non-object
+bodies, out-of-range numbers and ids, a template that would loop for ever (issue 17, item 4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import INTAKE
+
+DEEP = "[" * 5000 + "]" * 5000
+JSON_POSTS = ["/api/v1/processes/complaint/instances", "/api/v1/callbacks", "/api/v1/calls/inbound",
+              "/api/v1/tasks/1/complete", "/api/v1/instances/1/migrate", "/api/v1/dunning/rounds"]
+
+
+@pytest.mark.parametrize("path", JSON_POSTS)
+@pytest.mark.parametrize("body", [DEEP, '{"data": {"description": "\\ud800"}}', "[1, 2]", '"text"', "true",
+                                  '{"data": ' + "[" * 3000 + "]" * 3000 + "}"])
+def test_json_posts_answer_bad_bodies_with_a_4xx_json_error(client, token, path, body):
+    answer = client.post(path, data=body, headers={**token("admin"), "Content-Type": "application/json"})
+    assert 400 <= answer.status_code < 500, (answer.status_code, answer.get_data(as_text=True)[:300])
+    assert answer.get_json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/instances/99999999999999999999999", "/api/v1/tasks/18446744073709551616",
+                                  "/tasks/99999999999999999999999", "/cases/99999999999999999999999"])
+def test_ids_beyond_64_bits_are_not_found(client, token, path):
+    client.post("/login", data={"username": "admin", "password": "kefu-demo"})
+    answer = client.get(path, headers=token("admin") if path.startswith("/api") else {})
+    assert answer.status_code == 404
+
+
+@pytest.mark.parametrize("version", [2**63, True, "2", -1])
+def test_migrate_refuses_odd_versions(client, token, version):
+    answer = client.post("/api/v1/instances/1/migrate", json={"version": version}, headers=token("admin"))
+    assert 400 <= answer.status_code < 500
+
+
+def test_a_surrogate_in_a_case_is_refused_not_stored(client, token):
+    answer = client.post("/api/v1/processes/complaint/instances",
+                         data='{"data": {"customer_phone": "13800000009", "description": "\\udc00坏"}}',
+                         headers={**token("agent1"), "Content-Type": "application/json"})
+    assert answer.status_code in (400, 422)
+    ok = client.post("/api/v1/processes/complaint/instances", json={"data": INTAKE}, headers=token("agent1"))
+    assert ok.status_code == 201
+
+
+@pytest.mark.parametrize("query", ["/api/v1/definitions/complaint/bpmn?version=99999999999999999999",
+                                   "/api/v1/instances/1/migration?version=99999999999999999999",
+                                   "/inbox?page=99999999999999999999"])
+def test_numbers_in_queries_beyond_64_bits_are_ignored_or_refused(client, token, query):
+    client.post("/login", data={"username": "admin", "password": "kefu-demo"})
+    answer = client.get(query, headers=token("admin") if query.startswith("/api") else {})
+    assert answer.status_code < 500
+
+
+@pytest.mark.parametrize("body", ["{% for i in range(10**9) %}x{% endfor %}", '{{ "x" * 10**9 }}',
+                                  "{{ 10**10**10 }}", "{{ [1] * 10**9 }}"])
+def test_an_sms_template_that_would_not_end_is_refused_at_once(body):
+    from processes.sms_templates import check_template
+
+    assert "cannot be rendered" in check_template("complaint_accepted", body)
