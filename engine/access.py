@@ -34,6 +34,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "deploy_process": frozenset({"analyst"}),
     "run_dunning": frozenset({"manager"}),                    # open dunning rounds, see their figures
     "watch_exchanges": frozenset({"manager"}),                # files sent to / received from centres
+    "watch_roaming": frozenset({"agent", "leader", "manager"}),  # roaming transfers (GET /roaming/transfers)
+    "report_roaming": frozenset({"manager"}),                 # the roaming statistics page
     "administer": frozenset(),                                # users, incidents, templates
 }
 

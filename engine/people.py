@@ -52,6 +52,8 @@ class User(Base):
     extension: Mapped[str | None] = mapped_column(String(16))
     locale: Mapped[str | None] = mapped_column(String(10))
     active: Mapped[bool] = mapped_column(default=True)
+    # Bumped to revoke every bearer token of the user (new password, API logout, deactivation).
+    token_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime | None]
 
     groups: Mapped[list[Group]] = relationship(
@@ -71,6 +73,11 @@ class User(Base):
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
+        self.revoke_tokens()
+
+    def revoke_tokens(self) -> None:
+        """Every bearer token issued so far stops working."""
+        self.token_version = (self.token_version or 1) + 1
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

@@ -22,6 +22,7 @@ from . import file_exchange
 from .dunning import Dunning
 from .inbound import process_inbound
 from .payment_reminders import PaymentReminders
+from .roaming import Roaming
 
 log = logging.getLogger("kefu.tick")
 
@@ -36,11 +37,13 @@ class TickReport:
     files: int = 0          # file exchanges moved on (sent, acknowledged, received)
     dunning: int = 0        # dunning cases started and payments delivered
     reminders: int = 0      # payment reminders (缴费提醒) queued
+    roaming: int = 0        # roaming transfers moved on (cases started, receipts queued or delivered)
 
     @property
     def eventful(self) -> bool:
         return bool(self.timers_fired or self.scan.warnings or self.scan.escalations or self.jobs.total
-                    or self.inbound or self.billing_moved or self.files or self.dunning or self.reminders)
+                    or self.inbound or self.billing_moved or self.files or self.dunning or self.reminders
+                    or self.roaming)
 
     def lines(self) -> list[str]:
         out = [(f"tick at {self.at.isoformat()}: {self.timers_fired} timer(s) fired, {self.jobs}, "
@@ -48,7 +51,8 @@ class TickReport:
                + (f", demo billing moved {self.billing_moved} order(s)" if self.billing_moved else "")
                + (f", {self.files} file exchange(s) moved on" if self.files else "")
                + (f", dunning: {self.dunning} case(s) started or paid" if self.dunning else "")
-               + (f", {self.reminders} payment reminder(s) queued" if self.reminders else ""))]
+               + (f", {self.reminders} payment reminder(s) queued" if self.reminders else "")
+               + (f", {self.roaming} roaming transfer(s) moved on" if self.roaming else ""))]
         for esc in self.scan.escalations:
             out.append(f"  escalation L{esc.level} → {esc.target}: instance {esc.instance_id} "
                        f"task {esc.task_id} '{esc.title}' due {esc.due_at.isoformat()}")
@@ -58,11 +62,12 @@ class TickReport:
 def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
          billing_simulator: BillingSimulator | None = None, ftp_ack_limit: timedelta = timedelta(hours=1),
          collect_files: bool = False, dunning: Dunning | None = None,
-         reminders: PaymentReminders | None = None) -> TickReport:
+         reminders: PaymentReminders | None = None, roaming: Roaming | None = None) -> TickReport:
     """Run everything due by ``now``; commits per unit of work. ``billing_simulator`` (demo only,
     see web/demo_billing.py) executes billing's side before the jobs that wait on it run;
     ``dunning`` (the scheduler's) opens and continues dunning rounds and records payments;
-    ``reminders`` (the scheduler's) goes on with the day's payment-reminder pass."""
+    ``reminders`` (the scheduler's) goes on with the day's payment-reminder pass; ``roaming`` moves
+    the roaming complaint exchange on (before the jobs, so receipts go out now, and after them)."""
     fired = 0
     while True:
         count = engine.fire_due_timers(session, now, limit=batch)
@@ -72,7 +77,9 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
     moved = _simulate_billing(billing_simulator, now)
     dunned = dunning.tick(session, engine, now) if dunning is not None else 0
     reminded = reminders.tick(session, now) if reminders is not None else 0
+    roamed = roaming.advance(session, now) if roaming is not None else 0
     jobs = engine.run_jobs(session, now)
+    roamed += roaming.advance(session, now) if roaming is not None else 0
     engine.index_unindexed_waits(session)  # cases from before the correlation index, once each
     inbound = process_inbound(session, engine, now)
     exchanged = file_exchange.advance(session, now, ftp_ack_limit, collect=collect_files)
@@ -83,7 +90,7 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
         more = engine.run_jobs(session, now)
         jobs.done, jobs.retried, jobs.incidents = (jobs.done + more.done, jobs.retried + more.retried,
                                                    jobs.incidents + more.incidents)
-    return TickReport(now, fired, result, jobs, inbound, moved, exchanged, dunned, reminded)
+    return TickReport(now, fired, result, jobs, inbound, moved, exchanged, dunned, reminded, roamed)
 
 
 def _simulate_billing(simulator: BillingSimulator | None, now: datetime) -> int:

@@ -42,6 +42,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import request_limits
 
     request_limits.install(app)  # bounded JSON bodies, 64-bit ids (before any route exists)
+    from . import security_headers
+
+    security_headers.install(app)
     db.init_app(app)
     from engine import unit_of_work
     from engine.database import configure

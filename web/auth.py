@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlparse
 
 from flask import (
@@ -18,6 +19,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from engine import sign_in
+from engine.clock import utcnow
 from engine.people import User, user_by_name
 
 from .extensions import db, login_manager
@@ -31,12 +34,32 @@ def _load_user(user_id: str) -> User | None:
     return user if user is not None and user.active else None
 
 
+class Throttled(Exception):
+    """Too many failed sign-ins for this account or address: try again after ``wait``."""
+
+    def __init__(self, wait: timedelta) -> None:
+        super().__init__(f"too many failed sign-ins; try again in {_minutes(wait)} minute(s)")
+        self.wait = wait
+
+
 def authenticate(username: str, password: str) -> User | None:
-    """The active user with these credentials, or None."""
-    user = user_by_name(db.session, (username or "").strip())
+    """The active user with these credentials, or None; every attempt is recorded, and an account
+    or address with too many recent failures raises :class:`Throttled` (engine/sign_in.py)."""
+    name, address, now = (username or "").strip()[:40], request.remote_addr or "-", utcnow()
+    wait = sign_in.wait_before_trying(db.session, name, address, now)
+    if wait is not None:
+        db.session.rollback()
+        raise Throttled(wait)
+    user = user_by_name(db.session, name)
     if user is None or not user.active or not user.check_password(password or ""):
-        return None
+        user = None
+    sign_in.record_attempt(db.session, name, address, user is not None, now)
+    db.session.commit()
     return user
+
+
+def _minutes(wait: timedelta) -> int:
+    return max(1, int(wait.total_seconds() + 59) // 60)
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -44,8 +67,9 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def issue_token(user: User) -> str:
-    """A signed bearer token; changing the password revokes it (the hash tail is part of it)."""
-    return _serializer().dumps({"uid": user.id, "pw": user.password_hash[-12:]})
+    """A signed bearer token naming the user and their token version (nothing of the password):
+    a new password, an API logout or deactivation revokes it."""
+    return _serializer().dumps({"uid": user.id, "v": user.token_version or 1})
 
 
 def user_from_token(token: str) -> User | None:
@@ -53,8 +77,9 @@ def user_from_token(token: str) -> User | None:
         payload = _serializer().loads(token, max_age=current_app.config["KEFU_TOKEN_HOURS"] * 3600)
     except (BadSignature, SignatureExpired):
         return None
-    user = db.session.get(User, payload.get("uid"))
-    if user is None or not user.active or user.password_hash[-12:] != payload.get("pw"):
+    uid = payload.get("uid") if isinstance(payload, dict) else None
+    user = db.session.get(User, uid) if isinstance(uid, int) else None
+    if user is None or not user.active or payload.get("v") != (user.token_version or 1):
         return None
     return user
 
@@ -62,7 +87,12 @@ def user_from_token(token: str) -> User | None:
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "POST":
-        user = authenticate(request.form.get("username", ""), request.form.get("password", ""))
+        try:
+            user = authenticate(request.form.get("username", ""), request.form.get("password", ""))
+        except Throttled as exc:
+            flash(_("Too many failed sign-ins. Try again in %(minutes)s minute(s).", minutes=_minutes(exc.wait)),
+                  "error")
+            return render_template("login.html", username=request.form.get("username", "")), 429
         if user is None:
             flash(_("Wrong user name or password."), "error")
             return render_template("login.html", username=request.form.get("username", "")), 401

@@ -151,7 +151,17 @@ def show(instance_id: int):
         catalog=field_catalog(forms, locale()), tasks=tasks,
         clocks=clocks_of_instance(db.session, instance.id), escalations=escalations,
         events=instance_events(db.session, instance.id), users=users, diagram=_diagram(instance),
-        history=customer_history(instance.customer_phone, instance.process_key, exclude=instance.id))
+        history=customer_history(instance.customer_phone, instance.process_key, exclude=instance.id),
+        roaming=_roaming_view(instance.id))
+
+
+def _roaming_view(instance_id: int) -> dict | None:
+    """The case's roaming transfer, with both sides' state in words (web/roaming.py)."""
+    from flask import current_app
+
+    from .roaming import case_view, exchange
+
+    return case_view(instance_id, exchange(current_app._get_current_object()).partners)
 
 
 def _diagram(instance: ProcessInstance) -> dict:

@@ -125,6 +125,11 @@ def register(app: Flask) -> None:
                 if line:
                     click.echo(line)
             load_demo(db.session, _engine(), utcnow())
+            from .roaming import start_demo_roaming
+
+            line = start_demo_roaming(current_app._get_current_object(), port or current_app.config["KEFU_PORT"])
+            if line:
+                click.echo(line)
             click.echo(f"demo accounts (password '{PASSWORD}'):")
             for username, name, roles in ACCOUNTS:
                 click.echo(f"  {username:<10} {roles:<16} {name}")

@@ -57,6 +57,10 @@ def from_environment() -> dict:
         "KEFU_PREPAID_FLOOR_FEN": int(os.environ.get("KEFU_PREPAID_FLOOR_FEN", "1000")),
         "KEFU_REMINDER_HOURS": os.environ.get("KEFU_REMINDER_HOURS", "09:00-20:00"),
         "KEFU_JOB_THREADS": int(os.environ.get("KEFU_JOB_THREADS", "16")),
+        # Roaming complaint transfer: this deployment's company code and the partners' JSON file
+        # (unset: the shipped number-segment table, every partner looped back to this server).
+        "KEFU_COMPANY_CODE": os.environ.get("KEFU_COMPANY_CODE", "YN").strip().upper() or "YN",
+        "KEFU_PARTNERS": os.environ.get("KEFU_PARTNERS", ""),
         "SECRET_KEY": _secret_key(data_dir),
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
@@ -68,4 +72,7 @@ def from_environment() -> dict:
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # Behind HTTPS (production): the session cookie is sent over HTTPS only.
+        "SESSION_COOKIE_SECURE": os.environ.get("KEFU_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
+        "REMEMBER_COOKIE_SECURE": os.environ.get("KEFU_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
     }

@@ -128,6 +128,9 @@ def build_registry(app: Flask) -> Registry:
     from processes.payment_reminders import PaymentReminders
 
     app.extensions["kefu_reminders"] = PaymentReminders(billing, _reminder_settings(app))
+    from .roaming import add_roaming
+
+    add_roaming(app, registry)  # the roaming exchange (KEFU_COMPANY_CODE, KEFU_PARTNERS)
     app.extensions["kefu_connector_starters"] = starters
     return registry
 

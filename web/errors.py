@@ -20,9 +20,12 @@ from engine.errors import (
     PeerUnavailable,
     ValidationFailed,
 )
+from processes.roaming import NotRoaming, SignatureRefused, UnknownCompany, UnknownDispatch
 
 STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, ValidationFailed: 422,
-          DefinitionInvalid: 422, InstanceFailed: 422, PeerUnavailable: 503}
+          DefinitionInvalid: 422, InstanceFailed: 422, PeerUnavailable: 503,
+          # the roaming exchange (processes/roaming.py)
+          NotRoaming: 422, SignatureRefused: 401, UnknownCompany: 403, UnknownDispatch: 404}
 
 FIELD_MESSAGES = {
     "required": _l("This field is required."),

@@ -101,4 +101,5 @@ def tick_settings(app: Flask) -> dict[str, Any]:
             "ftp_ack_limit": timedelta(minutes=int(app.config.get("KEFU_FTP_ACK_MINUTES") or 60)),
             "collect_files": bool(app.config.get("KEFU_FTP_URL")),
             "dunning": app.extensions.get("kefu_dunning"),
-            "reminders": app.extensions.get("kefu_reminders")}
+            "reminders": app.extensions.get("kefu_reminders"),
+            "roaming": app.extensions.get("kefu_roaming")}

@@ -18,6 +18,7 @@ called from ``create_blueprint`` — importing a module registers nothing.
 | ``customers`` | ``/customers/<phone>`` |
 | ``dunning`` | ``/dunning/rounds`` (open, figures) |
 | ``exchanges`` | ``/exchanges`` (files exchanged with the centres over FTP) |
+| ``roaming`` | ``/roaming/dispatches``, ``/roaming/receipts`` (signed, from partners), ``/roaming/transfers`` |
 
 ``guards`` holds who may call (bearer token, session, designer roles), ``shapes`` the JSON
 bodies and summaries the modules share.
@@ -30,9 +31,9 @@ from functools import cache
 from flask import Blueprint, Flask
 
 from ..extensions import csrf
-from . import callbacks, calls, core, customers, definitions, dunning, exchanges, instances, tasks
+from . import callbacks, calls, core, customers, definitions, dunning, exchanges, instances, roaming, tasks
 
-_MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning)
+_MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning, roaming)
 
 
 def create_blueprint() -> Blueprint:

@@ -15,7 +15,7 @@ from engine.access import allowed
 from engine.clock import utcnow
 from engine.errors import Forbidden
 
-from ..auth import authenticate, issue_token
+from ..auth import Throttled, authenticate, issue_token
 from ..errors import error_response
 from ..escalations import visible_escalations
 from ..extensions import db
@@ -26,6 +26,7 @@ from .shapes import data_field, iso, json_body
 
 def register(bp: Blueprint) -> None:
     bp.post("/auth/token")(token)
+    bp.post("/auth/logout")(logout)
     bp.get("/processes")(processes)
     bp.post("/processes/<key>/instances")(start_instance)
     bp.get("/escalations")(escalations)
@@ -35,11 +36,22 @@ def register(bp: Blueprint) -> None:
 
 def token():
     body = json_body()
-    user = authenticate(str(body.get("username", "")), str(body.get("password", "")))
+    try:
+        user = authenticate(str(body.get("username", "")), str(body.get("password", "")))
+    except Throttled as exc:
+        return error_response(429, "too_many_attempts", str(exc))
     if user is None:
         return error_response(401, "unauthorized", "wrong user name or password")
     return jsonify({"token": issue_token(user), "username": user.username,
                     "roles": sorted(user.role_set)})
+
+
+@api_login_required
+def logout():
+    """Revoke every token of the caller (this one included)."""
+    g.api_user.revoke_tokens()
+    db.session.commit()
+    return "", 204
 
 
 @api_login_required

@@ -1,0 +1,122 @@
+"""Roaming complaint transfer in the product (漫游投诉转递): wiring the partners, the connector and
+the product's operation from configuration, the words a case page shows for the other side's
+state, and the managers' statistics page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, Flask, render_template, request
+from flask_babel import lazy_gettext as _l
+
+from connectors.base import Registry
+from connectors.roaming import PartnerLink, RoamingClient
+from connectors.roaming import operations as roaming_operations
+from engine.clock import utcnow
+from processes import roaming
+
+from .access import permission_required
+from .extensions import db
+
+bp = Blueprint("roaming", __name__)
+
+# Our side's state and the other side's, in words, by (direction, status).
+OUR_STATE = {
+    (roaming.OUT, roaming.SENT): _l("Dispatch sent, waiting for the success mark"),
+    (roaming.OUT, roaming.ACKNOWLEDGED): _l("Dispatch delivered"),
+    (roaming.OUT, roaming.ANSWERED): _l("Receipt received; reply to the customer"),
+    (roaming.OUT, roaming.CLOSED): _l("Closed"),
+    (roaming.OUT, roaming.FAILED): _l("Dispatch not delivered; an administrator is looking into it"),
+    (roaming.IN, roaming.ACKNOWLEDGED): _l("Dispatch received and confirmed; being handled here"),
+    (roaming.IN, roaming.ANSWERED): _l("Receipt sent, waiting for the success mark"),
+    (roaming.IN, roaming.CLOSED): _l("Closed"),
+    (roaming.IN, roaming.FAILED): _l("Receipt not delivered; an administrator is looking into it"),
+}
+OTHER_STATE = {
+    (roaming.OUT, roaming.SENT): _l("Has not confirmed the dispatch yet"),
+    (roaming.OUT, roaming.ACKNOWLEDGED): _l("Confirmed the dispatch and is handling the complaint"),
+    (roaming.OUT, roaming.ANSWERED): _l("Has handled the complaint and sent its receipt"),
+    (roaming.OUT, roaming.CLOSED): _l("Has handled the complaint and sent its receipt"),
+    (roaming.OUT, roaming.FAILED): _l("Has not received the dispatch"),
+    (roaming.IN, roaming.ACKNOWLEDGED): _l("Waiting for our receipt"),
+    (roaming.IN, roaming.ANSWERED): _l("Has not confirmed our receipt yet"),
+    (roaming.IN, roaming.CLOSED): _l("Confirmed our receipt"),
+    (roaming.IN, roaming.FAILED): _l("Has not received our receipt"),
+}
+DIRECTIONS = {roaming.OUT: _l("Sent to the home province"), roaming.IN: _l("Received from the visited province")}
+
+
+def add_roaming(app: Flask, registry: Registry) -> None:
+    """The partners (KEFU_COMPANY_CODE, KEFU_PARTNERS; without the file the loopback demo), the
+    roaming connector's operations and ``roaming.send``; ``app.extensions["kefu_roaming"]``."""
+    partners = roaming.load_partners(str(app.config.get("KEFU_COMPANY_CODE") or "YN"),
+                                     str(app.config.get("KEFU_PARTNERS") or "") or None,
+                                     f"http://127.0.0.1:{app.config.get('KEFU_PORT') or 5000}")
+    client = RoamingClient(partners.company, lambda: {p.code: PartnerLink(p.code, p.url, p.secret)
+                                                      for p in partners.entries.values()})
+    registry.add(roaming_operations(client))
+    registry.add(roaming.operations(partners))
+    app.extensions["kefu_roaming"] = roaming.Roaming(partners, lambda: app.extensions["kefu_engine"])
+
+
+def exchange(app: Flask) -> roaming.Roaming:
+    return app.extensions["kefu_roaming"]
+
+
+def case_view(instance_id: int, partners: roaming.Partners) -> dict[str, Any] | None:
+    """What a case page shows of its roaming transfer (None for a case without one)."""
+    row = roaming.transfer_of_instance(db.session, instance_id)
+    if row is None:
+        return None
+    key = (row.direction, row.status)
+    return {"row": row, "direction": DIRECTIONS[row.direction], "partner": partners.name_of(row.partner),
+            "ours": OUR_STATE.get(key, row.status), "theirs": OTHER_STATE.get(key, row.status),
+            "receipt": row.receipt or {}}
+
+
+@bp.get("/roaming")
+@permission_required("report_roaming")
+def statistics() -> Any:
+    try:
+        days = max(1, min(366, int(request.args.get("days") or 30)))
+    except ValueError:
+        days = 30
+    partners = exchange_partners()
+    lines = roaming.statistics(db.session, since=utcnow() - timedelta(days=days))
+    totals = {d: [line for line in lines if line.direction == d] for d in (roaming.OUT, roaming.IN)}
+    return render_template("roaming.html", lines=lines, totals=totals, days=days, partners=partners,
+                           directions=DIRECTIONS, rows=roaming.transfers(db.session, limit=50),
+                           ours=OUR_STATE)
+
+
+def exchange_partners() -> roaming.Partners:
+    from flask import current_app
+
+    return exchange(current_app._get_current_object()).partners
+
+
+def start_demo_roaming(app: Flask, port: int) -> str | None:
+    """``serve --demo`` without ``KEFU_PARTNERS``: loop every partner back to this server on
+    ``port`` and, once, transfer a sample roaming complaint so that the exchange shows. The line
+    to print, or None when real partners are configured."""
+    from dataclasses import replace
+
+    from engine.people import user_by_name
+
+    exchange_ = exchange(app)
+    partners = exchange_.partners
+    if not partners.loopback:
+        return None
+    url = f"http://127.0.0.1:{port}"
+    partners.entries.update({code: replace(p, url=url) for code, p in partners.entries.items()})
+    if roaming.transfers(db.session, limit=1):
+        return f"KEFU_PARTNERS is not set: roaming partners are looped back to {url}"
+    sample = {"customer_phone": "13000200001", "complainant_name": "林先生", "contact_phone": "13000200001",
+              "channel": "phone", "category": "network", "description": "在本省漫游期间无法使用数据业务。",
+              "request": "尽快恢复"}
+    exchange_.engine.start(db.session, roaming.PROCESS_KEY, sample, actor=user_by_name(db.session, "agent1"),
+                           now=utcnow())
+    db.session.commit()
+    return (f"KEFU_PARTNERS is not set: roaming partners are looped back to {url}; a sample roaming "
+            f"complaint (13000200001, 广东联通) is being transferred — see 漫游投诉")
