@@ -116,7 +116,7 @@ class Partners:
 
     def home_of(self, phone: str | None) -> Partner | None:
         """The partner whose number segments hold ``phone`` (never this deployment itself)."""
-        digits = "".join(ch for ch in str(phone or "") if ch.isdigit())
+        digits = "".join(ch for ch in str(phone or "") if ch in "0123456789")
         if digits.startswith("86") and len(digits) == 13:
             digits = digits[2:]
         segment = digits[:7]

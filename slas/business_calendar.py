@@ -54,8 +54,8 @@ CALENDARS_DIR = Path(__file__).parent / "calendars"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _US_PER_SECOND = 1_000_000
-_FILE_NAME = re.compile(r"cn-(\d{4})\.json")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_FILE_NAME = re.compile(r"cn-(\d{4})\.json", re.ASCII)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 @runtime_checkable

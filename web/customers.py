@@ -56,7 +56,7 @@ def _choices() -> list[tuple[str, str]]:
 
 def _call_id() -> int | None:
     raw = request.args.get("call", "")
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
 def _reason(call: int | None) -> cl.Reason | None:

@@ -107,9 +107,9 @@ def yuan(fen: int) -> str:
 
 
 # -- validation of what Kefu writes (messages are for the agent, so Chinese) ------------------------
-NUMBER = re.compile(r"^\d{5,20}$")
-PASSWORD = re.compile(r"^\d{6}$")
-POSTCODE = re.compile(r"^\d{6}$")
+NUMBER = re.compile(r"^\d{5,20}$", re.ASCII)
+PASSWORD = re.compile(r"^\d{6}$", re.ASCII)
+POSTCODE = re.compile(r"^\d{6}$", re.ASCII)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HASH_PREFIX = "scrypt$"
 # request type → (required parameters, optional parameters); every type may carry a ``note``.

@@ -34,7 +34,7 @@ REASON_OUTCOMES = {4: "answered", 1: "no_answer", 3: "no_answer", 5: "busy", 8: 
 EventHandler = Callable[[dict[str, str]], None]
 
 _HEADER = re.compile(r"^([^\s:]+):[ \t]?(.*)$")
-_LONG_NUMBER = re.compile(r"(?<![\w.-])\+?\d{7,}(?![\w.])")  # not Uniqueids nor channel serials
+_LONG_NUMBER = re.compile(r"(?<![\w.-])\+?\d{7,}(?![\w.])", re.ASCII)  # not Uniqueids nor channel serials
 _SECRET_LINE = re.compile(r"(?im)^(secret|key):.*$")
 
 

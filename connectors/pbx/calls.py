@@ -21,7 +21,7 @@ from typing import Any
 log = logging.getLogger("kefu.pbx")
 
 # PJSIP/8001-00000012, SIP/8001-0000abcd, IAX2/8001-3, Local/8001@agents-00000003;1
-_AGENT_CHANNEL = re.compile(r"^(?:PJSIP|SIP|IAX2|Local)/(\d{2,8})(?:@[^/;]+?)?-[0-9A-Fa-f]+(?:;\d)?$")
+_AGENT_CHANNEL = re.compile(r"^(?:PJSIP|SIP|IAX2|Local)/(\d{2,8})(?:@[^/;]+?)?-[0-9A-Fa-f]+(?:;\d)?$", re.ASCII)
 _UNKNOWN = {"", "<unknown>", "<null>"}
 RINGING, UP = "5", "6"
 # MixMonitor sets MIXMONITOR_FILENAME; a dialplan may name its recording in KEFU_RECORDING.

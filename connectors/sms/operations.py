@@ -16,7 +16,8 @@ def operations(client: Any, render: Renderer) -> list[Operation]:
 
     def send(params: dict[str, Any], call: Call) -> dict[str, Any]:
         to = str(params.get("to") or "").strip()
-        if not to.lstrip("+").isdigit() or not 5 <= len(to.lstrip("+")) <= 20:
+        digits = to.removeprefix("+")
+        if not (digits.isascii() and digits.isdigit()) or not 5 <= len(digits) <= 20:
             raise PermanentError(f"'{to}' is not a phone number")
         if params.get("text"):
             text = str(params["text"])

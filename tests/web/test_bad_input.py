@@ -59,3 +59,8 @@ def test_an_sms_template_that_would_not_end_is_refused_at_once(body):
     from processes.sms_templates import check_template
 
     assert "cannot be rendered" in check_template("complaint_accepted", body)
+
+
+def test_full_width_digits_are_not_a_phone_number(client, token, billing):
+    answer = client.get("/api/v1/customers/１３８００１３８０００?reason=complaint", headers=token("agent1"))
+    assert answer.status_code in (400, 422)

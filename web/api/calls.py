@@ -20,9 +20,9 @@ from ..errors import error_response
 from ..extensions import db
 from .guards import api_login_required
 
-_PHONE = re.compile(r"^\+?\d{3,20}$")
+_PHONE = re.compile(r"^\+?\d{3,20}$", re.ASCII)
 _SEPARATORS = re.compile(r"[\s\-()]")
-_EXTENSION = re.compile(r"^\d{2,8}$")
+_EXTENSION = re.compile(r"^\d{2,8}$", re.ASCII)
 _CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,80}$")
 
 
