@@ -69,13 +69,7 @@ def operations(client: AmiClient, *, timeout_ms: int = 30000) -> list[Operation]
             variables={"KEFU_JOB_ID": call.job_id, "KEFU_ATTEMPT": call.attempt},
             timeout_ms=timeout_ms,
         )
-        return {
-            "outcome": result.outcome,
-            "reason": result.reason,
-            "uniqueid": result.uniqueid,
-            "channel": result.channel,
-            "attempt_at": call.now.isoformat(),
-        }
+        return _attempt(result, call)
 
     def announce(params: dict[str, Any], call: Call) -> dict[str, Any]:
         phone = _phone(params.get("phone"))
@@ -94,13 +88,7 @@ def operations(client: AmiClient, *, timeout_ms: int = 30000) -> list[Operation]
                        "KEFU_ATTEMPT": call.attempt},
             timeout_ms=timeout_ms,
         )
-        return {
-            "outcome": result.outcome,
-            "reason": result.reason,
-            "uniqueid": result.uniqueid,
-            "channel": result.channel,
-            "attempt_at": call.now.isoformat(),
-        }
+        return _attempt(result, call)
 
     return [
         Operation(
@@ -135,3 +123,9 @@ def operations(client: AmiClient, *, timeout_ms: int = 30000) -> list[Operation]
             ),
         )
     ]
+
+
+def _attempt(result: Any, call: Call) -> dict[str, Any]:
+    """What one dialling attempt gives the case (the same for agent calls and announcements)."""
+    return {"outcome": result.outcome, "reason": result.reason, "uniqueid": result.uniqueid,
+            "channel": result.channel, "attempt_at": call.now.isoformat()}
