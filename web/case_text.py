@@ -35,6 +35,8 @@ _HEADLINES = {
     "callback_attempt": _l("Callback attempt"), "return_visit": _l("Return visit booked"),
     "incident_retried": _l("Retried by an administrator"), "file_acknowledged": _l("File confirmed by the centre"),
     "dunning_round_opened": _l("Dunning round opened"),
+    "roaming_transferred": _l("Transferred to the home province"),
+    "roaming_origin": _l("Transferred from a complaint"),
 }
 _MESSAGES = {"sms_reply": _l("The customer replied by SMS"), "dunning_paid": _l("Payment received")}
 _PEER_STATES = {

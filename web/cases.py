@@ -4,6 +4,7 @@ and pausing a case that waits on the customer (挂起)."""
 from __future__ import annotations
 
 from datetime import datetime, time
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -21,6 +22,7 @@ from engine.models import (
     record_event,
 )
 from engine.people import User
+from processes import roaming
 from processes.telephony import Call, CallCase
 from slas.models import Escalation, clocks_of_instance
 
@@ -32,6 +34,9 @@ from .views_helpers import engine, locale
 
 bp = Blueprint("cases", __name__)
 HISTORY_LIMIT = 20
+# History events that link this case to another, shown at the top of the case page: a complaint
+# transferred to the home province and the transfer case it started (processes/roaming.py).
+LINKED_KINDS = (roaming.TRANSFERRED, roaming.TRANSFERRED_FROM)
 
 
 def customer_history(phone: str | None, key: str = "complaint", exclude: int | None = None):
@@ -146,13 +151,15 @@ def show(instance_id: int):
         select(User).where(User.id.in_({t.assignee_id for t in tasks if t.assignee_id})))}
     escalations = list(db.session.scalars(select(Escalation).where(
         Escalation.instance_id == instance.id).order_by(Escalation.id)))
+    events = instance_events(db.session, instance.id)
     return render_template(
         "case.html", instance=instance, data=eng.workflow_data(db.session, instance),
         catalog=field_catalog(forms, locale()), tasks=tasks,
         clocks=clocks_of_instance(db.session, instance.id), escalations=escalations,
-        events=instance_events(db.session, instance.id), users=users, diagram=_diagram(instance),
+        events=events, users=users, diagram=_diagram(instance),
         history=customer_history(instance.customer_phone, instance.process_key, exclude=instance.id),
-        roaming=_roaming_view(instance.id))
+        roaming=_roaming_view(instance.id),
+        linked=[e for e in events if e.kind in LINKED_KINDS and e.data and e.data.get("link_id")])
 
 
 def _roaming_view(instance_id: int) -> dict | None:
@@ -221,9 +228,33 @@ def index():
         overdue_ids = select(HumanTask.instance_id).where(HumanTask.status == "open",
                                                           HumanTask.due_at < utcnow())
         query = query.where(ProcessInstance.id.in_(overdue_ids))
+    figure = _report_figure(args)
+    if figure is not None:
+        query = query.where(ProcessInstance.id.in_(figure.pop("ids")))
     rows = list(db.session.scalars(query.limit(200)))
-    return render_template("cases.html", cases=rows, args=args,
+    return render_template("cases.html", cases=rows, args=args, figure=figure,
                            processes=definitions.latest_versions(db.session))
+
+
+def _report_figure(args: Any) -> dict[str, Any] | None:
+    """A figure of the complaint statistics the list is narrowed to (``?measure=…&by=…&key=…``
+    with the report's ``from``/``to``; web/reports.py links here): its ids query and its words."""
+    if not args.get("measure"):
+        return None
+    from processes import complaint_facts
+
+    from .reports import DIMENSION_TITLES, MEASURE_TITLES, label_of, labels
+
+    try:
+        period = complaint_facts.check_period(args.get("from"), args.get("to"), args.get("by") or "day")
+        ids = complaint_facts.drill_down(period, args.get("key") or None, args["measure"])
+    except (ValidationFailed, ValueError):
+        abort(422)
+    key = args.get("key")
+    where = (f"{DIMENSION_TITLES[period.by]}：{label_of(period.by, None if key == complaint_facts.NONE_KEY else key, labels())}"
+             if key else "")
+    return {"ids": ids, "measure": MEASURE_TITLES[args["measure"]], "where": where,
+            "start": period.start, "end": period.end}
 
 
 def _parse_day(value: str | None, end: bool) -> datetime | None:

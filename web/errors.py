@@ -38,6 +38,11 @@ FIELD_MESSAGES = {
     "format": _l("Not a valid date and time."),
     "unknown": _l("Unknown field."),
     "invalid": _l("Invalid value."),
+    # the complaint's transfer to the home province (processes/roaming.py, roaming.home)
+    "not_homed_elsewhere": _l("The customer's number is not homed in another province: "
+                              "the complaint cannot be transferred to a home province."),
+    "received_from_partner": _l("This complaint was transferred here by another province: "
+                                "it cannot be transferred again."),
 }
 
 

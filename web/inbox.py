@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
@@ -69,10 +71,20 @@ def task(task_id: int, errors: dict[str, str] | None = None, values: dict | None
         members = sorted(group.members, key=lambda u: u.username)
     return render_template(
         "task.html", task=task, instance=instance, schema=schema, group=group, members=members,
-        fields=fields_of(schema, values if values is not None else data, errors or {}, locale()),
+        fields=fields_of(schema, values if values is not None else data, errors or {}, locale(),
+                         context=form_context(instance, data)),
         case_data=data, catalog=field_catalog(forms, locale()),
         events=instance_events(db.session, instance.id)[-15:],
         assignee=db.session.get(User, task.assignee_id) if task.assignee_id else None)
+
+
+def form_context(instance: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The case's data with what the product adds for its forms' conditional choices
+    (``app.extensions["kefu_form_context"]``, e.g. the roaming exchange's ``home_province``)."""
+    context = dict(data)
+    for provide in current_app.extensions.get("kefu_form_context", []):
+        context.update(provide(instance, data))
+    return context
 
 
 @bp.post("/tasks/<int:task_id>/claim")

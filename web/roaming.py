@@ -5,6 +5,7 @@ state, and the managers' statistics page."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Flask, render_template, request
@@ -17,7 +18,7 @@ from engine.clock import utcnow
 from processes import roaming
 
 from .access import permission_required
-from .extensions import db
+from .extensions import app_sessions, db
 
 bp = Blueprint("roaming", __name__)
 
@@ -49,7 +50,9 @@ DIRECTIONS = {roaming.OUT: _l("Sent to the home province"), roaming.IN: _l("Rece
 
 def add_roaming(app: Flask, registry: Registry) -> None:
     """The partners (KEFU_COMPANY_CODE, KEFU_PARTNERS; without the file the loopback demo), the
-    roaming connector's operations and ``roaming.send``; ``app.extensions["kefu_roaming"]``."""
+    roaming connector's operations, ``roaming.send`` and the complaint's ``roaming.home`` /
+    ``roaming.transfer_complaint``; ``app.extensions["kefu_roaming"]``; the task pages' variable
+    ``home_province`` (a complaint's number homed at a partner) that offers the transfer."""
     partners = roaming.load_partners(str(app.config.get("KEFU_COMPANY_CODE") or "YN"),
                                      str(app.config.get("KEFU_PARTNERS") or "") or None,
                                      f"http://127.0.0.1:{app.config.get('KEFU_PORT') or 5000}")
@@ -57,7 +60,16 @@ def add_roaming(app: Flask, registry: Registry) -> None:
                                                       for p in partners.entries.values()})
     registry.add(roaming_operations(client))
     registry.add(roaming.operations(partners))
+    registry.add(roaming.complaint_operations(partners, app_sessions(app), lambda: app.extensions["kefu_engine"]))
     app.extensions["kefu_roaming"] = roaming.Roaming(partners, lambda: app.extensions["kefu_engine"])
+    app.extensions.setdefault("kefu_form_context", []).append(partial(_form_context, partners))
+
+
+def _form_context(partners: roaming.Partners, instance: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """What a task page may offer by the case's data: ``home_province``, the partner homing the
+    customer's number (the complaint's choice 转递归属地省处理, ``x-choice-when`` in its form)."""
+    partner = roaming.transfer_home(partners, data.get("customer_phone"), data.get("roaming_company"))
+    return {"home_province": partner.name if partner else ""}
 
 
 def exchange(app: Flask) -> roaming.Roaming:

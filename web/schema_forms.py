@@ -1,7 +1,11 @@
 """Render a task's JSON Schema as HTML form fields, and turn posted form values into typed data.
 
 The schema is the single description of a form: labels (``title`` / ``x-title-en``), choices
-(``oneOf`` of ``const``), widgets (``x-widget``) and limits all come from it.
+(``oneOf`` of ``const``), widgets (``x-widget``) and limits all come from it. A choice may be
+offered only when it applies: ``"x-choice-when": {"transfer_home": "home_province"}`` on a field
+shows the choice ``transfer_home`` only when the page's context (the case's data and what the
+product adds to it, ``app.extensions["kefu_form_context"]``) has a non-empty ``home_province``.
+It only hides the choice: whatever enforces it runs when the step is completed.
 """
 
 from __future__ import annotations
@@ -42,9 +46,20 @@ def choices_of(node: dict[str, Any], locale: str) -> list[tuple[str, str]]:
     return []
 
 
+def offered(node: dict[str, Any], choices: list[tuple[str, str]],
+            context: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The choices of a field that apply in ``context`` (see ``x-choice-when``)."""
+    when = node.get("x-choice-when")
+    if not isinstance(when, dict) or not when:
+        return choices
+    context = context or {}
+    return [(value, label) for value, label in choices if value not in when or context.get(str(when[value]))]
+
+
 def fields_of(schema: dict[str, Any], values: dict[str, Any], errors: dict[str, str],
-              locale: str) -> list[Field]:
-    """The form's fields in schema order, with current values and errors."""
+              locale: str, context: dict[str, Any] | None = None) -> list[Field]:
+    """The form's fields in schema order, with current values and errors; ``context`` decides
+    which conditional choices are offered (``x-choice-when``)."""
     required = set(schema.get("required", []))
     out = []
     for name, node in (schema.get("properties") or {}).items():
@@ -57,7 +72,7 @@ def fields_of(schema: dict[str, Any], values: dict[str, Any], errors: dict[str, 
         description = node.get("x-description-en") if locale.startswith("en") else None
         out.append(Field(name=name, label=label_of(node, locale, name), kind=kind,
                          required=name in required, value=value,
-                         choices=choices_of(node, locale),
+                         choices=offered(node, choices_of(node, locale), context),
                          description=str(description or node.get("description") or ""),
                          max_length=node.get("maxLength"), error=errors.get(name)))
     return out
