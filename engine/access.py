@@ -36,6 +36,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "watch_exchanges": frozenset({"manager"}),                # files sent to / received from centres
     "watch_roaming": frozenset({"agent", "leader", "manager"}),  # roaming transfers (GET /roaming/transfers)
     "report_roaming": frozenset({"manager"}),                 # the roaming statistics page
+    "read_reports": frozenset({"manager"}),                   # complaint statistics, exports (web/reports.py)
     "administer": frozenset(),                                # users, incidents, templates
 }
 

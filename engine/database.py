@@ -38,9 +38,15 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Execution option of a connection that only reads (e.g. a long report): on SQLite it begins a
+# deferred transaction, so that it holds no write lock while it reads (WAL readers never block).
+READ_ONLY = "kefu_read_only"
+
+
 def _on_begin(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(READ_ONLY)
+                                   else "BEGIN IMMEDIATE")
 
 
 def engine_options(url: str) -> dict[str, Any]:

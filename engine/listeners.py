@@ -6,8 +6,9 @@ workflow state. The engine calls them; it never imports their implementations.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.orm import Session
 
@@ -29,3 +30,16 @@ class StepListener(Protocol):
     def instance_suspended(self, session: Session, instance: ProcessInstance, now: datetime) -> None: ...
 
     def instance_resumed(self, session: Session, instance: ProcessInstance, now: datetime) -> None: ...
+
+
+@runtime_checkable
+class CaseDataListener(Protocol):
+    """Optional, beside ``StepListener``: a listener that also has this method hears the case's
+    data at the end of every step (after the inbox rows, before ``instance_finished``), e.g. to
+    keep denormalised facts of a case in step without ever deserializing its workflow.
+
+    ``data`` is the case's current data (its newest completed step's, plus the workflow's own
+    when it has finished), read-only, without the step's write-only fields."""
+
+    def step_data(self, session: Session, instance: ProcessInstance, data: Mapping[str, Any],
+                  now: datetime) -> None: ...

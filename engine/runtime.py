@@ -25,7 +25,7 @@ from . import access, definitions, messages, outbox, step_data, worker
 from .clock import LOCAL_TZ, frozen_at
 from .errors import Conflict, Forbidden, InstanceFailed, NotFound, PeerUnavailable, ValidationFailed
 from .forms import validate_form, write_only_fields
-from .listeners import StepListener
+from .listeners import CaseDataListener, StepListener
 from .models import (
     COMPLETED,
     DONE,
@@ -61,6 +61,8 @@ class Engine:
                  checks: Iterable[definitions.PropertyCheck] = (), cache_size: int = 1000,
                  operations: dict[str, Any] | None = None, job_threads: int = 16) -> None:
         self.listeners = list(listeners)
+        # Listeners that also hear the case's data at the end of each step (engine/listeners.py).
+        self.data_listeners = [lst for lst in self.listeners if isinstance(lst, CaseDataListener)]
         # Connector operations by name (connectors.base.Operation), shared with the worker.
         self.operations: dict[str, Any] = operations if operations is not None else {}
         self.worker = worker.Worker(self.operations, self._deliver_job, threads=job_threads)
@@ -415,6 +417,10 @@ class Engine:
             instance.updated_at = now
             instance.next_timer_at = next_timer_time(workflow)
             messages.index_waits(session, instance, messages.waits_of(workflow, instance))
+            if self.data_listeners:
+                data = step_data.current_data(workflow)
+                for data_listener in self.data_listeners:
+                    data_listener.step_data(session, instance, data, now)
             if workflow.is_completed():
                 instance.status, instance.completed_at, instance.next_timer_at = COMPLETED, now, None
                 record_event(session, "completed", at=now, instance_id=instance.id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import ChainMap
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +20,14 @@ def start_event(spec: Any) -> Any:
         if type(task_spec).__name__ == "StartEvent" and type(event).__name__ == "NoneEventDefinition":
             return task_spec
     return spec.start
+
+
+def current_data(workflow: BpmnWorkflow) -> Mapping[str, Any]:
+    """The case's data as of now, without copying: its newest completed step's data, and the
+    workflow's own on top once it has finished (as ``Engine.workflow_data`` reads it)."""
+    task = workflow.last_task
+    data: dict[str, Any] = task.data if task is not None else {}
+    return ChainMap(workflow.data, data) if workflow.is_completed() else data
 
 
 def case_title(data: dict[str, Any], fallback: str) -> str:

@@ -18,7 +18,7 @@ from engine.runtime import Engine
 from slas.notifications import notify_supervisors
 from slas.scanner import ScanResult, scan
 
-from . import file_exchange
+from . import complaint_facts, file_exchange
 from .dunning import Dunning
 from .inbound import process_inbound
 from .payment_reminders import PaymentReminders
@@ -83,7 +83,7 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
     engine.index_unindexed_waits(session)  # cases from before the correlation index, once each
     inbound = process_inbound(session, engine, now)
     exchanged = file_exchange.advance(session, now, ftp_ack_limit, collect=collect_files)
-    result = scan(session, now, batch=batch)
+    result = scan(session, now, batch=batch, on_escalated=complaint_facts.count_escalations)
     texts = notify_supervisors(session, result.escalations, now) if "sms.send" in engine.operations else 0
     session.commit()
     if texts:  # the escalation texts go out now rather than next tick

@@ -11,6 +11,7 @@ redone clock by clock, so a lost race is never an error and never a double alert
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -61,7 +62,13 @@ _CAS = (update(_clocks)
                 next_check_at=bindparam("b_next")))
 
 
-def scan(session: Session, now: datetime, batch: int = 500) -> ScanResult:
+# Told, inside a batch's transaction (before its commit), of the escalations the batch raised:
+# e.g. the complaint facts count them (processes/complaint_facts.py), with the escalations.
+EscalationHook = Callable[[Session, Sequence[Escalation], datetime], None]
+
+
+def scan(session: Session, now: datetime, batch: int = 500,
+         on_escalated: EscalationHook | None = None) -> ScanResult:
     """Raise what is due by ``now``; commits once per batch."""
     result = ScanResult()
     leaders = {gid: leader for gid, leader in session.execute(select(Group.id, Group.leader_id))}
@@ -73,8 +80,11 @@ def scan(session: Session, now: datetime, batch: int = 500) -> ScanResult:
         if moves and not _apply_all(session, moves, now):
             session.rollback()  # another scanner moved some of these clocks: go one by one
             moves = [m for m in _plan(session, ids, now) if _apply_one(session, m, now)]
+        raised = len(result.escalations)
         for move in moves:
             _record(session, move, now, leaders, result)
+        if on_escalated is not None and len(result.escalations) > raised:
+            on_escalated(session, result.escalations[raised:], now)
         session.commit()
         if len(ids) < batch:
             return result

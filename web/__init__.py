@@ -14,6 +14,7 @@ from engine import models as _engine_models  # noqa: F401  (registers tables)
 from engine import outbox as _outbox  # noqa: F401  (registers tables)
 from engine.lease import SchedulerLease  # noqa: F401
 from engine.runtime import Engine
+from processes import complaint_facts as _complaint_facts  # registers tables; its step listener below
 from processes import dunning as _dunning  # noqa: F401  (registers tables)
 from processes import file_exchange as _file_exchange  # noqa: F401  (registers tables)
 from processes import payment_reminders as _payment_reminders  # noqa: F401  (registers tables)
@@ -64,7 +65,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["kefu_connectors"] = registry
     from processes.outbound_calls import AssigneeFromData
 
-    app.extensions["kefu_engine"] = Engine(listeners=[AssigneeFromData(), SlaListener(), _roaming.RoamingListener()],
+    app.extensions["kefu_engine"] = Engine(listeners=[AssigneeFromData(), SlaListener(), _roaming.RoamingListener(),
+                                                      _complaint_facts.ComplaintFactsListener()],
                                            checks=[check_properties],
                                            cache_size=app.config["KEFU_WORKFLOW_CACHE"],
                                            operations=registry.operations,
@@ -83,6 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         escalations,
         inbox,
         modeler,
+        reports,
         roaming,
         views_helpers,
     )
@@ -97,6 +100,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(calls.bp)
     app.register_blueprint(dunning.bp)
     app.register_blueprint(roaming.bp)
+    app.register_blueprint(reports.bp)
     api.register(app)  # the REST API (web/api/), exempt from CSRF
     errors.register(app)
     views_helpers.register(app)

@@ -19,6 +19,7 @@ called from ``create_blueprint`` — importing a module registers nothing.
 | ``dunning`` | ``/dunning/rounds`` (open, figures) |
 | ``exchanges`` | ``/exchanges`` (files exchanged with the centres over FTP) |
 | ``roaming`` | ``/roaming/dispatches``, ``/roaming/receipts`` (signed, from partners), ``/roaming/transfers`` |
+| ``reports`` | ``/reports/complaints`` (complaint statistics, JSON or CSV) |
 
 ``guards`` holds who may call (bearer token, session, designer roles), ``shapes`` the JSON
 bodies and summaries the modules share.
@@ -31,9 +32,21 @@ from functools import cache
 from flask import Blueprint, Flask
 
 from ..extensions import csrf
-from . import callbacks, calls, core, customers, definitions, dunning, exchanges, instances, roaming, tasks
+from . import (
+    callbacks,
+    calls,
+    core,
+    customers,
+    definitions,
+    dunning,
+    exchanges,
+    instances,
+    reports,
+    roaming,
+    tasks,
+)
 
-_MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning, roaming)
+_MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning, roaming, reports)
 
 
 def create_blueprint() -> Blueprint:

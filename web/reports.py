@@ -1,0 +1,175 @@
+"""The managers' statistics (统计报表): the complaint report page with its chart, the CSV and XLSX
+exports, and the table the API shares (``web/api/reports.py``). The figures come from
+``processes.complaint_facts`` (one indexed GROUP BY); this module only names and lays them out.
+
+Labels and headers are Chinese whatever the page language: exported files go to the centre's
+spreadsheets and the national centre, which read Chinese.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from flask import Blueprint, Response, render_template, request, send_from_directory
+from sqlalchemy import select
+
+from engine import definitions
+from engine.clock import LOCAL_TZ, utcnow
+from engine.errors import ValidationFailed
+from engine.people import Group
+from processes import complaint_facts
+from processes.complaint_facts import MEASURES, NONE_KEY, Period
+
+from . import config
+from .access import permission_required
+from .extensions import db
+from .views_helpers import engine
+
+bp = Blueprint("reports", __name__)
+ECHARTS = ("echarts/dist", "echarts.min.js")  # served from the checkout's npm packages
+
+DIMENSION_TITLES = {"category": "投诉类别", "channel": "受理渠道", "department": "责任部门", "city": "地市",
+                    "day": "日期"}
+MEASURE_TITLES = {"received": "受理量", "closed": "办结量", "first_reply_in_time": "首次答复及时",
+                  "handled_in_time": "处理及时", "replied": "已回复客户", "overdue": "超时",
+                  "escalations": "升级次数", "satisfied": "满意", "unsatisfied": "不满意"}
+NONE_LABELS = {"category": "未分类", "channel": "未知渠道", "department": "未派单（即时答复或待派单）",
+               "city": "地市未知", "day": "—"}
+# Rates: (title, numerator, denominator)
+RATES = (("首次答复及时率", "first_reply_in_time", "received"),
+         ("处理及时率", "handled_in_time", "received"),
+         ("客服回复率", "replied", "received"),
+         ("满意率", "satisfied", "satisfied+unsatisfied"))
+
+
+def rate(counts: dict[str, int], numerator: str, denominator: str) -> float | None:
+    """A percentage with one decimal, or None when nothing was counted."""
+    total = sum(counts[name] for name in denominator.split("+"))
+    return round(100.0 * counts[numerator] / total, 1) if total else None
+
+
+def labels() -> dict[str, dict[str, str]]:
+    """Chinese names of the codes, from the deployed complaint forms (group names as a fallback
+    for departments)."""
+    found: dict[str, dict[str, str]] = {"category": {}, "channel": {}, "department": {}}
+    definition = definitions.latest_version(db.session, complaint_facts.PROCESS_KEY)
+    if definition is not None:
+        found = complaint_facts.labels_from_forms(engine().specs.get(db.session, definition.id)[2])
+    for code, name in db.session.execute(select(Group.code, Group.name)):
+        found["department"].setdefault(code, name)
+    return found
+
+
+def label_of(by: str, key: str | None, names: dict[str, dict[str, str]]) -> str:
+    if key is None:
+        return NONE_LABELS[by]
+    return names.get(by, {}).get(key, key)
+
+
+def complaint_table(period: Period) -> dict[str, Any]:
+    """``{"items": [{key, label, *MEASURES}], "totals": {*MEASURES}}`` — the API's body."""
+    names = labels()
+    db.session.rollback()  # end the request's transaction (and its SQLite write lock): nothing was written
+    items, totals = complaint_facts.report(db.session, period)
+    return {"items": [{"key": item["key"], "label": label_of(period.by, item["key"], names),
+                       **{m: item[m] for m in MEASURES}} for item in items],
+            "totals": totals}
+
+
+def headers(by: str) -> list[str]:
+    return ["编码", DIMENSION_TITLES[by], *(MEASURE_TITLES[m] for m in MEASURES)]
+
+
+def rows(table: dict[str, Any]) -> list[list[Any]]:
+    """The table's lines as exported: one per key, then the totals (合计)."""
+    lines = [[item["key"] or "", item["label"], *(item[m] for m in MEASURES)] for item in table["items"]]
+    lines.append(["", "合计", *(table["totals"][m] for m in MEASURES)])
+    return lines
+
+
+def filename(period: Period, extension: str) -> str:
+    return f"complaints-{period.by}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.{extension}"
+
+
+def csv_response(period: Period, table: dict[str, Any]) -> Response:
+    """The table as CSV, UTF-8 with a byte-order mark (so that Excel reads the Chinese)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(headers(period.by))
+    writer.writerows(rows(table))
+    return Response("\ufeff" + out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename(period, "csv")}"'})
+
+
+def xlsx_bytes(period: Period, table: dict[str, Any]) -> bytes:
+    """The table as an Excel workbook, with the rates beside the counts."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "投诉统计"
+    sheet.append([f"投诉统计（按{DIMENSION_TITLES[period.by]}）", f"{period.start} 至 {period.end}"])
+    sheet.append([*headers(period.by), *(title + "(%)" for title, _n, _d in RATES)])
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+    for item, line in zip([*table["items"], table["totals"]], rows(table), strict=True):
+        sheet.append([*line, *(rate(item, n, d) for _t, n, d in RATES)])
+    sheet.column_dimensions["B"].width = 24
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _default_period() -> tuple[str, str]:
+    """This month so far (Beijing days)."""
+    today = utcnow().astimezone(LOCAL_TZ).date()
+    return today.replace(day=1).isoformat(), today.isoformat()
+
+
+@bp.get("/reports/complaints")
+@permission_required("read_reports")
+def complaints() -> Any:
+    start, end = _default_period()
+    args = {"from": request.args.get("from") or start, "to": request.args.get("to") or end,
+            "by": request.args.get("by") or "category"}
+    try:
+        period = complaint_facts.check_period(args["from"], args["to"], args["by"])
+    except ValidationFailed as exc:
+        return render_template("reports.html", args=args, errors=exc.fields, table=None,
+                               dimensions=DIMENSION_TITLES, measures=MEASURE_TITLES, rates=RATES,
+                               rate=rate, chart=None, none_key=NONE_KEY), 422
+    table = complaint_table(period)
+    chart = {"labels": [item["label"] for item in table["items"]],
+             "bars": [{"name": MEASURE_TITLES[m], "data": [item[m] for item in table["items"]]}
+                      for m in ("received", "closed", "overdue")],
+             "lines": [{"name": title, "data": [rate(item, n, d) for item in table["items"]]}
+                       for title, n, d in RATES[:3]]}
+    return render_template("reports.html", args=args, errors={}, table=table, period=period,
+                           dimensions=DIMENSION_TITLES, measures=MEASURE_TITLES, rates=RATES, rate=rate,
+                           chart=chart, none_key=NONE_KEY)
+
+
+@bp.get("/reports/complaints.xlsx")
+@permission_required("read_reports")
+def complaints_xlsx() -> Any:
+    try:
+        period = complaint_facts.check_period(request.args.get("from"), request.args.get("to"),
+                                              request.args.get("by"))
+    except ValidationFailed as exc:
+        return Response("; ".join(f"{k}: {v}" for k, v in exc.fields.items()), status=422,
+                        mimetype="text/plain")
+    body = xlsx_bytes(period, complaint_table(period))
+    return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{filename(period, "xlsx")}"'})
+
+
+@bp.get("/reports/vendor/echarts.min.js")
+def echarts() -> Any:
+    """ECharts from the checkout's npm packages (pinned in package.json; nothing from the internet)."""
+    folder, name = ECHARTS
+    return send_from_directory(config.PROJECT_ROOT / "node_modules" / folder, name, max_age=86400)
+
