@@ -34,7 +34,7 @@ _HEADLINES = {
     "migrated": _l("Moved to a newer process version"), "callback_requested": _l("Callback booked"),
     "callback_attempt": _l("Callback attempt"), "return_visit": _l("Return visit booked"),
     "incident_retried": _l("Retried by an administrator"), "file_acknowledged": _l("File confirmed by the centre"),
-    "dunning_round_opened": _l("Dunning round opened"),
+    "dunning_round_opened": _l("Dunning round opened"), "task_urged": _l("Urged (催办)"),
     "roaming_transferred": _l("Transferred to the home province"),
     "roaming_origin": _l("Transferred from a complaint"),
 }

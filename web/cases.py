@@ -3,17 +3,17 @@ and pausing a case that waits on the customer (挂起)."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from engine import definitions, migration
 from engine.clock import utcnow
-from engine.errors import ValidationFailed
+from engine.errors import Conflict, ValidationFailed
 from engine.models import (
     HumanTask,
     ProcessInstance,
@@ -22,12 +22,12 @@ from engine.models import (
     record_event,
 )
 from engine.people import User
-from processes import roaming
+from processes import roaming, urging
 from processes.telephony import Call, CallCase
 from slas.models import Escalation, clocks_of_instance
 
 from .access import permission_required
-from .errors import localized_fields
+from .errors import localized_fields, page_message
 from .extensions import db
 from .schema_forms import LOCAL, coerce, field_catalog, fields_of
 from .views_helpers import engine, locale
@@ -154,12 +154,29 @@ def show(instance_id: int):
     events = instance_events(db.session, instance.id)
     return render_template(
         "case.html", instance=instance, data=eng.workflow_data(db.session, instance),
-        catalog=field_catalog(forms, locale()), tasks=tasks,
+        catalog=field_catalog(forms, locale()), tasks=tasks, urges=urging.urge_counts(db.session, [t.id for t in tasks]),
         clocks=clocks_of_instance(db.session, instance.id), escalations=escalations,
         events=events, users=users, diagram=_diagram(instance),
         history=customer_history(instance.customer_phone, instance.process_key, exclude=instance.id),
         roaming=_roaming_view(instance.id),
         linked=[e for e in events if e.kind in LINKED_KINDS and e.data and e.data.get("link_id")])
+
+
+@bp.post("/cases/<int:instance_id>/tasks/<int:task_id>/urge")
+@login_required
+def urge(instance_id: int, task_id: int):
+    """催办 from the case page: the holder (or the group's leader) is told; refused in words when
+    the step was urged a moment ago."""
+    gap = timedelta(minutes=int(current_app.config.get("KEFU_URGE_MINUTES") or 30))
+    try:
+        urging.urge(db.session, task_id, current_user, request.form.get("note", "")[:500], utcnow(), gap)
+        db.session.commit()
+        flash(_("The step was urged; its holder has been told."), "success")
+    except (Conflict, urging.TooSoon) as exc:
+        db.session.rollback()
+        flash(page_message(429 if isinstance(exc, urging.TooSoon) else 409, exc.message)[1]
+              or _("The step cannot be urged now."), "error")
+    return redirect(url_for("cases.show", instance_id=instance_id))
 
 
 def _roaming_view(instance_id: int) -> dict | None:

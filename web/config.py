@@ -57,6 +57,8 @@ def from_environment() -> dict:
         "KEFU_PREPAID_FLOOR_FEN": int(os.environ.get("KEFU_PREPAID_FLOOR_FEN", "1000")),
         "KEFU_REMINDER_HOURS": os.environ.get("KEFU_REMINDER_HOURS", "09:00-20:00"),
         "KEFU_JOB_THREADS": int(os.environ.get("KEFU_JOB_THREADS", "16")),
+        # A step may be urged (催办) again only after this many minutes.
+        "KEFU_URGE_MINUTES": int(os.environ.get("KEFU_URGE_MINUTES", "30")),
         # Roaming complaint transfer: this deployment's company code and the partners' JSON file
         # (unset: the shipped number-segment table, every partner looped back to this server).
         "KEFU_COMPANY_CODE": os.environ.get("KEFU_COMPANY_CODE", "YN").strip().upper() or "YN",

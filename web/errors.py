@@ -21,11 +21,13 @@ from engine.errors import (
     ValidationFailed,
 )
 from processes.roaming import NotRoaming, SignatureRefused, UnknownCompany, UnknownDispatch
+from processes.urging import TooSoon
 
 STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409, ValidationFailed: 422,
           DefinitionInvalid: 422, InstanceFailed: 422, PeerUnavailable: 503,
           # the roaming exchange (processes/roaming.py)
-          NotRoaming: 422, SignatureRefused: 401, UnknownCompany: 403, UnknownDispatch: 404}
+          NotRoaming: 422, SignatureRefused: 401, UnknownCompany: 403, UnknownDispatch: 404,
+          TooSoon: 429}
 
 FIELD_MESSAGES = {
     "required": _l("This field is required."),
@@ -62,6 +64,7 @@ HEADLINES = {
     403: _l("You may not do this."),
     404: _l("Not found: it may have been handled already, or it is not yours to see."),
     409: _l("This cannot be done right now."), 413: _l("The request is too large."),
+    429: _l("Too soon: please wait a little before trying again."),
     422: _l("The request could not be accepted."),
     503: _l("Another system is not answering; please try again shortly."),
 }
@@ -80,6 +83,7 @@ REASONS = {
     "a reason is required": _l("A reason is required."),
     "the assignee is not in the task's group": _l("The chosen person is not in the task's group."),
     "the case changed since the preview; preview again": _l("The case changed since the preview; preview again."),
+    "this step was urged less than 30 minutes ago": _l("This step was urged a short while ago; urge it again later."),
 }
 
 

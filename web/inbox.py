@@ -14,6 +14,7 @@ from engine.clock import utcnow
 from engine.errors import Conflict, PeerUnavailable, ValidationFailed
 from engine.models import HumanTask, inbox_query, instance_events
 from engine.people import Group, User
+from processes import urging
 
 from .errors import localized_fields, page_message
 from .extensions import db
@@ -43,7 +44,8 @@ def tasks():
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     rows = list(db.session.scalars(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
     return render_template("inbox.html", tasks=rows, scope=scope, page=page, total=total,
-                           pages=max(1, -(-total // PAGE_SIZE)), names=_people_and_groups(rows))
+                           pages=max(1, -(-total // PAGE_SIZE)), names=_people_and_groups(rows),
+                           urges=urging.urge_counts(db.session, [t.id for t in rows]))
 
 
 def _people_and_groups(rows: list[HumanTask]) -> dict[str, dict[int, str]]:
@@ -67,7 +69,7 @@ def task(task_id: int, errors: dict[str, str] | None = None, values: dict | None
     forms = eng.specs.get(db.session, instance.definition_id)[2]
     members = []
     group = db.session.get(Group, task.group_id) if task.group_id else None
-    if group is not None and (group.leader_id == current_user.id or allowed(current_user, "administer")):
+    if group is not None and (current_user.id in group.leader_ids or allowed(current_user, "administer")):
         members = sorted(group.members, key=lambda u: u.username)
     return render_template(
         "task.html", task=task, instance=instance, schema=schema, group=group, members=members,

@@ -17,6 +17,7 @@ called from ``create_blueprint`` — importing a module registers nothing.
 | ``calls`` | ``/calls/inbound`` |
 | ``customers`` | ``/customers/<phone>`` |
 | ``dunning`` | ``/dunning/rounds`` (open, figures) |
+| ``urging`` | ``/tasks/<id>/urge`` (催办) |
 | ``exchanges`` | ``/exchanges`` (files exchanged with the centres over FTP) |
 | ``roaming`` | ``/roaming/dispatches``, ``/roaming/receipts`` (signed, from partners), ``/roaming/transfers`` |
 | ``reports`` | ``/reports/complaints`` (complaint statistics, JSON or CSV) |
@@ -44,9 +45,11 @@ from . import (
     reports,
     roaming,
     tasks,
+    urging,
 )
 
-_MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning, roaming, reports)
+_MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning, roaming, reports,
+            urging)
 
 
 def create_blueprint() -> Blueprint:

@@ -7,6 +7,7 @@ from flask import Blueprint, g, jsonify, request
 from engine.clock import utcnow
 from engine.errors import ValidationFailed
 from engine.models import inbox_query
+from processes import urging
 
 from ..extensions import db
 from ..views_helpers import engine
@@ -41,6 +42,8 @@ def get_task(task_id: int):
     body = task_summary(task, group_codes())
     body["form"] = eng.form_of(db.session, task)
     body["data"] = eng.task_data(db.session, task) if task.status == "open" else {}
+    body["urges"] = [{"at": u.at.isoformat(), "by": u.by_name, "note": u.note}
+                     for u in urging.urges_of(db.session, task.id)]
     return jsonify(body)
 
 
