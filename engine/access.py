@@ -40,6 +40,29 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "administer": frozenset(),                                # users, incidents, templates
 }
 
+# How people read the permissions (Chinese, English): the admins' permission matrix.
+PERMISSION_LABELS: dict[str, tuple[str, str]] = {
+    "see_every_task": ("查看全部任务", "See every task"),
+    "see_every_case": ("查看全部工单", "See every case"),
+    "read_escalations": ("查看超时告警", "Read escalations"),
+    "read_every_escalation": ("查看全部超时告警", "Read every escalation"),
+    "manage_cases": ("挂起/恢复工单", "Suspend and resume cases"),
+    "record_complaint": ("受理投诉", "Record complaints"),
+    "view_customer_data": ("查看客户资料", "View customer data"),
+    "read_lookup_audit": ("查看客户资料查询日志", "Read the customer lookup log"),
+    "start_callback": ("发起回叫/回访", "Start callbacks"),
+    "handle_calls": ("接听来电", "Handle calls"),
+    "report_calls": ("上报来电（CTI）", "Report calls (CTI)"),
+    "watch_calls": ("监看话务", "Watch calls"),
+    "deploy_process": ("流程建模与部署", "Model and deploy processes"),
+    "run_dunning": ("欠费催缴", "Run dunning rounds"),
+    "watch_exchanges": ("查看文件交换", "Watch file exchanges"),
+    "watch_roaming": ("查看漫游转递", "Watch roaming transfers"),
+    "report_roaming": ("漫游投诉统计", "Roaming statistics"),
+    "read_reports": ("查看统计报表", "Read reports"),
+    "administer": ("系统管理（用户、班组、权限）", "Administer users, groups and permissions"),
+}
+
 
 def allowed(user: User | None, permission: str) -> bool:
     """Whether ``user`` holds ``permission`` (an unknown permission is a programming error)."""
@@ -54,7 +77,7 @@ def leads(session: Session, user: User, task: HumanTask) -> bool:
     if task.group_id is None:
         return False
     group = session.get(Group, task.group_id)
-    return group is not None and group.leader_id == user.id
+    return group is not None and user.id in group.leader_ids
 
 
 def in_group(user: User, group_id: int) -> bool:

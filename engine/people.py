@@ -18,12 +18,35 @@ from .db import Base
 PASSWORD_METHOD = "scrypt"
 
 ROLES = ("agent", "leader", "handler", "manager", "analyst", "admin")
+# How people read the roles (Chinese, English), for the admin pages.
+ROLE_LABELS: dict[str, tuple[str, str]] = {
+    "agent": ("坐席", "Agent"),
+    "leader": ("班长", "Group leader"),
+    "handler": ("处理人员", "Handler"),
+    "manager": ("管理人员", "Manager"),
+    "analyst": ("流程分析师", "Process analyst"),
+    "admin": ("系统管理员", "Administrator"),
+}
+
+# The three organisational levels of a group (全国中心 / 省中心 / 地市中心) and how its tasks are
+# handed out.
+GROUP_LEVELS = ("national", "province", "city")
+ASSIGNMENT_MODES = ("manual", "round_robin", "least_loaded")
 
 user_groups = Table(
     "user_groups",
     Base.metadata,
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+# A group's leaders besides its first one: ``Group.leader_id`` stays the first leader (the one
+# escalations and leader-assigned steps go to), this table holds the others.
+group_leaders = Table(
+    "group_leaders",
+    Base.metadata,
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
 
@@ -35,9 +58,30 @@ class Group(Base):
     name: Mapped[str] = mapped_column(String(80), unique=True)
     name_en: Mapped[str] = mapped_column(String(80), default="")
     leader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", use_alter=True))
+    level: Mapped[str] = mapped_column(String(16), default="province", server_default="province")
+    city: Mapped[str | None] = mapped_column(String(40))
+    assignment: Mapped[str] = mapped_column(String(16), default="manual", server_default="manual")
 
     members: Mapped[list[User]] = relationship(secondary=user_groups, back_populates="groups")
     leader: Mapped[User | None] = relationship(foreign_keys=[leader_id])
+    other_leaders: Mapped[list[User]] = relationship(secondary=group_leaders, lazy="selectin",
+                                                     order_by="User.username")
+
+    @property
+    def leaders(self) -> list[User]:
+        """Every leader, the first one (``leader_id``) first."""
+        first = [self.leader] if self.leader is not None else []
+        return first + [u for u in self.other_leaders if u.id != self.leader_id]
+
+    @property
+    def leader_ids(self) -> set[int]:
+        return {u.id for u in self.other_leaders} | ({self.leader_id} if self.leader_id else set())
+
+    def set_leaders(self, users: list[User]) -> None:
+        """The first user becomes ``leader``; the others join ``other_leaders``."""
+        self.leader = users[0] if users else None
+        self.leader_id = users[0].id if users else None
+        self.other_leaders = [u for u in users[1:] if u is not users[0]]
 
 
 class User(Base):
@@ -130,6 +174,13 @@ def members_among(session: Session, group_id: int, user_ids: list[int]) -> set[i
     return set(session.scalars(
         select(user_groups.c.user_id).join(User, User.id == user_groups.c.user_id)
         .where(user_groups.c.group_id == group_id, user_groups.c.user_id.in_(user_ids), User.active)))
+
+
+def led_group_ids(session: Session, user_id: int) -> set[int]:
+    """The groups a user leads (as first leader or as one of the others)."""
+    first = session.scalars(select(Group.id).where(Group.leader_id == user_id))
+    others = session.scalars(select(group_leaders.c.group_id).where(group_leaders.c.user_id == user_id))
+    return set(first) | set(others)
 
 
 def user_by_name(session: Session, username: str) -> User | None:

@@ -74,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import (
         admin,
+        admin_people,
         api,
         auth,
         calls,
@@ -95,6 +96,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(cases.bp)
     app.register_blueprint(escalations.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(admin_people.bp)
     app.register_blueprint(modeler.bp)
     app.register_blueprint(customers.bp)
     app.register_blueprint(calls.bp)

@@ -47,6 +47,35 @@ def _parse_at(value: str | None) -> datetime:
     return moment.astimezone(UTC)
 
 
+def create_admin(username: str | None, name: str | None, password: str | None) -> None:
+    """``kefu create-admin``: an administrator with a strong password, once (an existing user name
+    changes nothing). Missing values are asked for; a weak password is refused (exit status 1)."""
+    from engine.administration import AdminInvalid, create_user
+    from engine.people import user_by_name
+
+    from .people_text import field_messages
+
+    username = (username or click.prompt("User name", default="admin")).strip()
+    if user_by_name(db.session, username) is not None:
+        click.echo(f"user '{username}' already exists; nothing changed")
+        return
+    name = (name or click.prompt("Display name", default="系统管理员")).strip()
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        create_user(db.session, {"username": username, "name": name, "password": password, "roles": ["admin"]},
+                    actor="create-admin", now=utcnow())
+    except AdminInvalid as exc:
+        db.session.rollback()
+        with current_app.test_request_context("/"):  # the messages in the default language
+            messages = field_messages(exc)
+        for field, message in messages.items():
+            click.echo(f"{field}: {message}", err=True)
+        raise click.exceptions.Exit(1) from exc
+    db.session.commit()
+    click.echo(f"administrator '{username}' created")
+
+
 def register(app: Flask) -> None:
     @app.cli.group("kefu")
     def kefu() -> None:
@@ -66,6 +95,14 @@ def register(app: Flask) -> None:
         initialize()
         loaded = load_demo(db.session, _engine(), utcnow())
         click.echo("demo data loaded" if loaded else "demo data already present")
+
+    @kefu.command("create-admin")
+    @click.option("--username", default=None, help="default: asked (admin)")
+    @click.option("--name", default=None, help="display name; default: asked (系统管理员)")
+    @click.option("--password", default=None, help="default: asked, hidden, twice")
+    def create_admin_command(username: str | None, name: str | None, password: str | None) -> None:
+        """Create the first administrator (the production set-up step after `init`)."""
+        create_admin(username, name, password)
 
     @kefu.command("tick")
     @click.option("--at", "at", help="ISO-8601 time to tick as of (default: now)")

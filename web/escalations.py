@@ -9,6 +9,7 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
+from engine import people
 from engine.access import allowed
 from engine.clock import utcnow
 from engine.models import HumanTask, ProcessInstance
@@ -31,7 +32,7 @@ class Alert:
 
 
 def led_group_ids(user: User) -> set[int]:
-    return set(db.session.scalars(select(Group.id).where(Group.leader_id == user.id)))
+    return people.led_group_ids(db.session, user.id)
 
 
 def visible_escalations(user: User, now: datetime) -> list[Alert]:

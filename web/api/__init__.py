@@ -21,9 +21,12 @@ called from ``create_blueprint`` — importing a module registers nothing.
 | ``exchanges`` | ``/exchanges`` (files exchanged with the centres over FTP) |
 | ``roaming`` | ``/roaming/dispatches``, ``/roaming/receipts`` (signed, from partners), ``/roaming/transfers`` |
 | ``reports`` | ``/reports/complaints`` (complaint statistics, JSON or CSV) |
+| ``admin`` | ``/users``, ``/groups`` (administration), ``/users/me/password`` |
 
 ``guards`` holds who may call (bearer token, session, designer roles), ``shapes`` the JSON
-bodies and summaries the modules share.
+bodies and summaries the modules share; a view declares what it takes and answers for the OpenAPI
+document (``openapi``: ``/openapi.json``) with ``openapi.documented``; a route without it is still
+listed, generically.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from flask import Blueprint, Flask
 
 from ..extensions import csrf
 from . import (
+    admin,
     callbacks,
     calls,
     core,
@@ -42,6 +46,7 @@ from . import (
     dunning,
     exchanges,
     instances,
+    openapi,
     reports,
     roaming,
     tasks,
@@ -49,7 +54,7 @@ from . import (
 )
 
 _MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning, roaming, reports,
-            urging)
+            urging, admin, openapi)
 
 
 def create_blueprint() -> Blueprint:

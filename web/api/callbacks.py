@@ -23,8 +23,16 @@ from ..errors import error_response
 from ..extensions import db
 from ..views_helpers import engine
 from .guards import api_login_required
+from .openapi import BOOLEAN, ID, STRING, documented, nullable, obj
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,60}$")
+CALLBACK = obj({  # what _fields accepts
+    "phone": {"type": "string", "pattern": r"^\+?[0-9]{3,20}$", "description": "separators are ignored"},
+    "reason": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\n]*\S[^\n]*$"},
+    "priority": {"type": "integer", "minimum": 0, "maximum": 9, "default": 0},
+    "kind": {"type": "string", "enum": list(callbacks.KINDS), "default": "ivr_callback"},
+    "case_reference": {"type": "string", "minLength": 1, "maxLength": 40},
+    "request_id": {"type": "string", "pattern": _REQUEST_ID.pattern}}, ["phone", "reason"])
 
 
 def register(bp: Blueprint) -> None:
@@ -62,6 +70,9 @@ def _fields(body: Any) -> tuple[dict[str, Any], dict[str, str]]:
             "kind": kind, "case_reference": case_reference, "request_id": request_id}, errors
 
 
+@documented("Ask for a callback, reply call or return visit (starts an outbound_callback case)",
+            request=CALLBACK, status=201,
+            response=obj({"id": ID, "reference": nullable(STRING), "status": STRING, "created": BOOLEAN}))
 @api_login_required
 def request_callback():
     user = g.api_user

@@ -19,11 +19,17 @@ from processes import telephony
 from ..errors import error_response
 from ..extensions import db
 from .guards import api_login_required
+from .openapi import BOOLEAN, ID, STRING, documented, obj
 
 _PHONE = re.compile(r"^\+?\d{3,20}$", re.ASCII)
 _SEPARATORS = re.compile(r"[\s\-()]")
 _EXTENSION = re.compile(r"^\d{2,8}$", re.ASCII)
 _CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,80}$")
+INBOUND = obj({"caller": {"type": "string", "pattern": _PHONE.pattern},
+               "extension": {"type": "string", "pattern": _EXTENSION.pattern},
+               "call_id": {"type": "string", "pattern": _CALL_ID.pattern},
+               "recording_ref": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\n]*$"}},
+              ["caller", "extension"])
 
 
 def register(bp: Blueprint) -> None:
@@ -53,6 +59,8 @@ def _inbound_fields(body: Any) -> tuple[dict[str, Any], dict[str, str]]:
     return fields, errors
 
 
+@documented("Report a call ringing an agent's extension (a screen pop)", request=INBOUND, status=202,
+            response=obj({"call": ID, "call_id": STRING, "agent": STRING, "popped": BOOLEAN}))
 @api_login_required
 def inbound_call():
     user = g.api_user

@@ -21,7 +21,12 @@ from ..escalations import visible_escalations
 from ..extensions import db
 from ..views_helpers import engine
 from .guards import api_login_required
-from .shapes import data_field, iso, json_body
+from .openapi import ID, INSTANT, INTEGER, STRING, documented, items_of, nullable, obj
+from .shapes import DATA_BODY, data_field, iso, json_body
+
+INCIDENT = obj({"id": ID, "job_id": ID, "instance_id": nullable(ID), "element_id": nullable(STRING),
+                "operation": STRING, "kind": STRING, "message": STRING, "opened_at": INSTANT,
+                "resolved_at": nullable(INSTANT), "resolved_by": nullable(STRING)})
 
 
 def register(bp: Blueprint) -> None:
@@ -34,6 +39,10 @@ def register(bp: Blueprint) -> None:
     bp.post("/incidents/<int:incident_id>/retry")(retry_incident)
 
 
+@documented("A bearer token for a user name and password",
+            request=obj({"username": STRING, "password": STRING}),
+            response=obj({"token": STRING, "username": STRING, "roles": {"type": "array", "items": STRING}}),
+            statuses=(401, 429))
 def token():
     body = json_body()
     try:
@@ -46,6 +55,7 @@ def token():
                     "roles": sorted(user.role_set)})
 
 
+@documented("Revoke every token of the caller", status=204)
 @api_login_required
 def logout():
     """Revoke every token of the caller (this one included)."""
@@ -54,12 +64,16 @@ def logout():
     return "", 204
 
 
+@documented("The deployed processes, latest versions",
+            response=items_of(obj({"key": STRING, "version": INTEGER, "name": STRING})))
 @api_login_required
 def processes():
     return jsonify({"items": [{"key": d.key, "version": d.version, "name": d.name}
                               for d in definitions.latest_versions(db.session)]})
 
 
+@documented("Start a case of a process", request=DATA_BODY, request_required=False, status=201,
+            response=obj({"id": ID, "status": STRING, "reference": nullable(STRING)}))
 @api_login_required
 def start_instance(key: str):
     data = data_field(json_body())
@@ -69,6 +83,10 @@ def start_instance(key: str):
                     "reference": instance.reference}), 201
 
 
+@documented("Open escalation alerts the caller may see", response=items_of(obj({
+    "id": ID, "instance_id": ID, "reference": nullable(STRING), "task_id": nullable(ID), "title": STRING,
+    "level": INTEGER, "target": STRING, "holder": STRING, "due_at": INSTANT, "raised_at": INSTANT,
+    "overdue_seconds": INTEGER})))
 @api_login_required
 def escalations():
     user = g.api_user
@@ -84,6 +102,7 @@ def escalations():
     } for a in visible_escalations(user, now)]})
 
 
+@documented("Open connector incidents (administrators)", response=items_of(INCIDENT))
 @api_login_required
 def incidents():
     if not allowed(g.api_user, "administer"):
@@ -91,6 +110,7 @@ def incidents():
     return jsonify({"items": [_incident(i) for i in outbox.open_incidents(db.session)]})
 
 
+@documented("Retry an incident's job (administrators)", response=INCIDENT)
 @api_login_required
 def retry_incident(incident_id: int):
     if not allowed(g.api_user, "administer"):

@@ -17,7 +17,13 @@ from .. import customer_lookup as cl
 from ..errors import error_response
 from ..request_limits import db_int
 from .guards import api_login_required
+from .openapi import BOOLEAN, ID, INSTANT, STRING, documented, nullable, obj
 from .shapes import iso
+
+CUSTOMER = obj({"cases": {"type": "array", "items": obj({
+    "id": ID, "reference": nullable(STRING), "process_key": STRING, "status": STRING, "suspended": BOOLEAN,
+    "title": nullable(STRING), "created_at": nullable(INSTANT)})}}, ["cases"])
+COUNT = {"type": "integer", "minimum": 0}
 
 CALLS_LIMIT, CALLS_MAX = 200, 1000
 
@@ -26,6 +32,10 @@ def register(bp: Blueprint) -> None:
     bp.get("/customers/<phone>")(customer)
 
 
+@documented("Billing's 360 view of a number (masked) and its cases; ?month adds call details",
+            response=CUSTOMER, statuses=(503,), query={
+                "month": {"type": "string", "pattern": cl.MONTH.pattern}, "limit": COUNT, "offset": COUNT,
+                "call": ID, "reason": STRING, "note": STRING})
 @api_login_required
 def customer(phone: str):
     user = g.api_user

@@ -27,9 +27,18 @@ from ..extensions import db
 from ..request_limits import MAX_ID, db_int
 from ..views_helpers import engine
 from .guards import api_login_required, designer_required
+from .openapi import BOOLEAN, ID, INSTANT, INTEGER, STRING, documented, items_of, nullable, obj
 from .shapes import json_body
 
 MAX_FORMS = 50
+
+VERSION = obj({"key": STRING, "version": INTEGER, "name": STRING, "deployed_by": nullable(STRING),
+               "deployed_at": nullable(INSTANT), "summary": nullable(STRING)})
+VERSION_QUERY = {"version": {"type": "integer", "minimum": 1}}
+PLAN = obj({"instance_id": ID, "from_version": INTEGER, "to_version": nullable(INTEGER), "lock_version": INTEGER,
+            "allowed": BOOLEAN, "code": nullable(STRING), "reason": nullable(STRING),
+            "elements": {"type": "array", "items": STRING}, "waiting": {"type": "array"},
+            "changes": {"type": "array"}})
 
 
 def register(bp: Blueprint) -> None:
@@ -82,6 +91,11 @@ def localized(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+@documented("Deploy (or with dry_run only check) a BPMN diagram and its form schemas",
+            request=obj({"file": {"type": "string", "contentMediaType": "application/octet-stream"},
+                         "summary": STRING, "dry_run": {"type": "string", "enum": ["0", "1"]}}, ["file"]),
+            request_media="multipart/form-data", status=(201, 200),
+            response=obj({"key": STRING, "version": INTEGER, "name": STRING}, ["key", "version", "name"]))
 @designer_required
 def deploy_definition():
     """Multipart: ``file`` = the .bpmn, any other files = form schemas by file name, ``summary``;
@@ -132,6 +146,8 @@ def _invalid(errors: list[dict[str, Any]]):
                           errors=errors)
 
 
+@documented("Every deployed version, newest first, with its running cases",
+            response=items_of({"allOf": [VERSION, obj({"running": INTEGER})]}), query={"key": STRING})
 @api_login_required
 def list_definitions():
     """Every deployed version (newest first), with who deployed it, when, why, and how many of
@@ -146,6 +162,8 @@ def list_definitions():
                               for d in db.session.scalars(query)]})
 
 
+@documented("A version of a process with its forms (default: the latest)",
+            response={"allOf": [VERSION, obj({"forms": {"type": "object"}})]}, query=VERSION_QUERY)
 @api_login_required
 def get_definition(key: str):
     definition = _version(key, request.args.get("version", type=db_int))
@@ -154,6 +172,8 @@ def get_definition(key: str):
     return Response(body, mimetype="application/json")
 
 
+@documented("A version's BPMN XML", response_media=("application/xml",),
+            query={**VERSION_QUERY, "download": STRING})
 @api_login_required
 def definition_bpmn(key: str):
     definition = _version(key, request.args.get("version", type=db_int))
@@ -183,6 +203,9 @@ def _version_summary(d: ProcessDefinition) -> dict[str, Any]:
             "deployed_at": d.deployed_at.isoformat() if d.deployed_at else None, "summary": d.summary}
 
 
+@documented("The connector operations a service task may name", response=items_of(obj({
+    "name": STRING, "title": STRING, "required": {"type": "array", "items": STRING},
+    "optional": {"type": "array", "items": STRING}, "description": STRING, "mode": STRING})))
 @api_login_required
 def connector_operations():
     """The operations a service task may name (those of the installed connectors)."""
@@ -210,6 +233,7 @@ def migration_body(plan: migration.MigrationPlan) -> dict[str, Any]:
     return body
 
 
+@documented("What moving a case to another version would change", response=PLAN, query=VERSION_QUERY)
 @designer_required
 def migration_preview(instance_id: int):
     instance = db.session.get(ProcessInstance, instance_id)
@@ -220,6 +244,10 @@ def migration_preview(instance_id: int):
     return jsonify(migration_body(migration.preview(engine(), db.session, instance, target)))
 
 
+@documented("Move a running case to another version (default: the latest)",
+            request=obj({"version": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                         "lock_version": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}, []),
+            request_required=False, response={"allOf": [PLAN, obj({"id": ID, "version": nullable(INTEGER)})]})
 @designer_required
 def migrate_instance(instance_id: int):
     body = json_body()

@@ -20,6 +20,9 @@ from ..errors import error_response
 from ..extensions import db
 from ..views_helpers import engine
 from .guards import api_login_required
+from .openapi import ID, INTEGER, STRING, documented, obj
+
+ROUND = obj({"id": ID, "month": STRING, "subscribers": INTEGER, "amount_due": INTEGER})
 
 
 def register(bp: Blueprint) -> None:
@@ -31,6 +34,9 @@ def _forbidden():
     return error_response(403, "forbidden", "dunning rounds are for managers and administrators")
 
 
+@documented("Open the dunning round of a billing month (200 with the same round after the first time)",
+            request=obj({"month": {"type": "string", "pattern": dunning.MONTH.pattern}}), status=(201, 200),
+            response=ROUND, statuses=(503,))
 @api_login_required
 def open_round():
     if not access.allowed(g.api_user, "run_dunning"):
@@ -54,6 +60,8 @@ def open_round():
                     "amount_due": row.amount_due}), 201 if created else 200
 
 
+@documented("A dunning round's figures", response={"allOf": [ROUND, obj({
+    "status": STRING, "amount_recovered": INTEGER, "stages": {"type": "object"}})]})
 @api_login_required
 def get_round(round_id: int):
     if not access.allowed(g.api_user, "run_dunning"):

@@ -11,12 +11,17 @@ from processes import file_exchange
 from ..errors import error_response
 from ..extensions import db
 from .guards import api_login_required
+from .openapi import ID, INSTANT, INTEGER, STRING, documented, items_of, nullable, obj
 
 
 def register(bp: Blueprint) -> None:
     bp.get("/exchanges")(list_exchanges)
 
 
+@documented("Files exchanged with the centres over FTP", response=items_of(obj({
+    "id": ID, "name": STRING, "direction": STRING, "kind": STRING, "status": STRING, "size": nullable(INTEGER),
+    "sha256": nullable(STRING), "uploads": INTEGER, "sent_at": nullable(INSTANT),
+    "acknowledged_at": nullable(INSTANT)})))
 @api_login_required
 def list_exchanges():
     if not allowed(g.api_user, "watch_exchanges"):

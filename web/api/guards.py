@@ -20,6 +20,8 @@ from ..auth import user_from_token
 from ..errors import error_response
 from ..extensions import csrf
 
+GUARD_ATTR = "kefu_guard"  # on a guarded view: which guard (read by the OpenAPI generator)
+
 
 def bearer_user() -> User | None:
     """The user of the request's ``Authorization: Bearer`` token (None without a valid one)."""
@@ -40,6 +42,7 @@ def api_login_required(view: Callable) -> Callable:
         g.api_user = user
         return view(*args, **kwargs)
 
+    setattr(wrapped, GUARD_ATTR, "bearer")
     return wrapped
 
 
@@ -60,4 +63,5 @@ def designer_required(view: Callable) -> Callable:
         g.api_user = user
         return view(*args, **kwargs)
 
+    setattr(wrapped, GUARD_ATTR, "designer")
     return wrapped

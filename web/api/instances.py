@@ -12,7 +12,15 @@ from engine.models import ProcessInstance, instance_events, open_tasks_of_instan
 from ..extensions import db
 from ..views_helpers import engine
 from .guards import api_login_required
-from .shapes import LIST_LIMIT, group_codes, instance_summary, iso, json_body, task_summary
+from .openapi import ID, INSTANT, STRING, documented, items_of, nullable, obj
+from .shapes import INSTANCE, LIST_LIMIT, TASK, group_codes, instance_summary, iso, json_body, task_summary
+
+INSTANCE_DETAIL = {"allOf": [INSTANCE, obj({
+    "suspended_at": nullable(INSTANT), "suspend_reason": nullable(STRING), "data": {"type": "object"},
+    "tasks": {"type": "array", "items": TASK},
+    "events": {"type": "array", "items": obj({"at": INSTANT, "kind": STRING, "actor": nullable(STRING),
+                                              "message": nullable(STRING), "task_id": nullable(ID),
+                                              "data": {}})}})]}
 
 
 def register(bp: Blueprint) -> None:
@@ -22,6 +30,8 @@ def register(bp: Blueprint) -> None:
     bp.post("/instances/<int:instance_id>/resume")(resume_instance)
 
 
+@documented("Cases the caller may see, newest first", response=items_of(INSTANCE),
+            query={"customer_phone": STRING, "process_key": STRING, "status": STRING})
 @api_login_required
 def list_instances():
     query = select(ProcessInstance).order_by(ProcessInstance.id.desc())
@@ -36,6 +46,7 @@ def list_instances():
     return jsonify({"items": [instance_summary(i) for i in rows]})
 
 
+@documented("A case: its data, open tasks and history", response=INSTANCE_DETAIL)
 @api_login_required
 def get_instance(instance_id: int):
     eng = engine()
@@ -52,6 +63,8 @@ def get_instance(instance_id: int):
     })
 
 
+@documented("Put a case on hold (挂起)", request=obj({"reason": STRING}, []), request_required=False,
+            response=INSTANCE)
 @api_login_required
 def suspend_instance(instance_id: int):
     reason = str(json_body().get("reason", ""))
@@ -60,6 +73,7 @@ def suspend_instance(instance_id: int):
     return jsonify(instance_summary(instance))
 
 
+@documented("Resume a case on hold", response=INSTANCE)
 @api_login_required
 def resume_instance(instance_id: int):
     instance = engine().resume(db.session, instance_id, actor=g.api_user, now=utcnow())

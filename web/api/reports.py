@@ -19,6 +19,10 @@ from processes import complaint_facts
 from ..errors import error_response
 from ..reports import complaint_table, csv_response
 from .guards import api_login_required
+from .openapi import INTEGER, STRING, documented, nullable, obj
+
+DAY = {"type": "string", "format": "date", "x-required": True}
+FIGURES = {m: INTEGER for m in complaint_facts.MEASURES}
 
 
 def register(bp: Blueprint) -> None:
@@ -31,6 +35,14 @@ def _wants_csv() -> bool:
     return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
 
 
+@documented("Complaint statistics of a period by a dimension (JSON, or CSV with Accept: text/csv)",
+            response=obj({"items": {"type": "array", "items": obj({"key": nullable(STRING), "label": STRING,
+                                                                  **FIGURES})},
+                          "totals": obj(FIGURES)}),
+            response_media=("application/json", "text/csv"),
+            query={"from": DAY, "to": DAY, "by": {"type": "string", "enum": list(complaint_facts.DIMENSIONS),
+                                                  "x-required": True},
+                   "format": {"type": "string", "enum": ["json", "csv"]}})
 @api_login_required
 def complaints():
     if not access.allowed(g.api_user, "read_reports"):

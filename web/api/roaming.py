@@ -19,6 +19,10 @@ from processes import roaming
 from ..errors import error_response
 from ..extensions import db
 from .guards import api_login_required
+from .openapi import BOOLEAN, ID, INSTANT, STRING, documented, items_of, nullable, obj
+
+SIGNED = {name: STRING for name in (signing.COMPANY_HEADER, signing.TIMESTAMP_HEADER, signing.SIGNATURE_HEADER)}
+ACK = obj({"ack": {"const": "ok"}, "serial_no": STRING})
 
 log = logging.getLogger("kefu.roaming")
 
@@ -48,6 +52,9 @@ def _ack(serial_no: str) -> Any:
     return jsonify({"ack": "ok", "serial_no": serial_no})
 
 
+@documented("A partner province's dispatch of a complaint (signed, no bearer token)",
+            request=obj({name: STRING for name in roaming.DISPATCH_FIELDS}), headers=SIGNED, response=ACK,
+            statuses=(401,))
 def receive_dispatch():
     exchange = _exchange()
     sender, body = _sender(roaming.DISPATCH_FIELDS)
@@ -67,6 +74,9 @@ def receive_dispatch():
     return _ack(body["serial_no"])
 
 
+@documented("A partner province's receipt for a dispatched complaint (signed, no bearer token)",
+            request=obj({name: STRING for name in roaming.RECEIPT_FIELDS}), headers=SIGNED, response=ACK,
+            statuses=(401,))
 def receive_receipt():
     exchange = _exchange()
     sender, body = _sender(roaming.RECEIPT_FIELDS)
@@ -85,6 +95,11 @@ def receive_receipt():
     return _ack(body["dispatch_serial_no"])
 
 
+@documented("Roaming complaint transfers in both directions", response=items_of(obj({
+    "serial_no": STRING, "direction": STRING, "partner": STRING, "status": STRING, "instance_id": nullable(ID),
+    "first_reply_due": nullable(INSTANT), "final_reply_due": nullable(INSTANT), "receipt": {},
+    "company_code": STRING, "late": nullable(BOOLEAN), "created_at": nullable(INSTANT),
+    "acknowledged_at": nullable(INSTANT), "answered_at": nullable(INSTANT), "closed_at": nullable(INSTANT)})))
 @api_login_required
 def list_transfers():
     if not allowed(g.api_user, "watch_roaming"):

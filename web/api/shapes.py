@@ -13,8 +13,21 @@ from engine.people import Group, User
 
 from ..extensions import db
 from ..views_helpers import task_sla_state
+from .openapi import BOOLEAN, ID, INSTANT, INTEGER, STRING, component, nullable, obj
 
 LIST_LIMIT = 200  # the most items a list answers with
+
+# The schemas of the shapes below (OpenAPI, web/api/openapi.py): keep them in step.
+DATA_BODY = obj({"data": {"type": "object", "description": "the case's or the form's fields"}}, [])
+STATUS = {"type": "string", "enum": ["running", "completed", "cancelled", "error"]}
+INSTANCE = component("Instance", obj({
+    "id": ID, "reference": nullable(STRING), "process_key": STRING, "version": INTEGER, "status": STATUS,
+    "suspended": BOOLEAN, "customer_phone": nullable(STRING), "created_at": nullable(INSTANT),
+    "completed_at": nullable(INSTANT)}))
+TASK = component("Task", obj({
+    "id": ID, "name": STRING, "title": STRING, "instance_id": ID, "process_key": STRING,
+    "reference": nullable(STRING), "group": nullable(STRING), "assignee": nullable(STRING), "status": STRING,
+    "created_at": nullable(INSTANT), "due_at": nullable(INSTANT), "sla_state": STRING}))
 
 
 def json_body() -> dict[str, Any]:

@@ -12,7 +12,23 @@ from processes import urging
 from ..extensions import db
 from ..views_helpers import engine
 from .guards import api_login_required
-from .shapes import LIST_LIMIT, data_field, group_codes, instance_summary, json_body, task_summary, usernames
+from .openapi import ID, INSTANT, STRING, documented, items_of, nullable, obj
+from .shapes import (
+    DATA_BODY,
+    LIST_LIMIT,
+    STATUS,
+    TASK,
+    data_field,
+    group_codes,
+    instance_summary,
+    json_body,
+    task_summary,
+    usernames,
+)
+
+TASK_DETAIL = {"allOf": [TASK, obj({
+    "form": {"type": "object"}, "data": {"type": "object"},
+    "urges": {"type": "array", "items": obj({"at": INSTANT, "by": nullable(STRING), "note": nullable(STRING)})}})]}
 
 
 def register(bp: Blueprint) -> None:
@@ -23,6 +39,8 @@ def register(bp: Blueprint) -> None:
     bp.post("/tasks/<int:task_id>/complete")(complete)
 
 
+@documented("Open human tasks: mine (assigned to me) or those of my groups", response=items_of(TASK),
+            query={"scope": {"type": "string", "enum": ["mine", "group"], "default": "mine"}})
 @api_login_required
 def list_tasks():
     scope = request.args.get("scope", "mine")
@@ -35,6 +53,7 @@ def list_tasks():
     return jsonify({"items": [task_summary(t, groups, names) for t in rows]})
 
 
+@documented("A task with its form and data", response=TASK_DETAIL)
 @api_login_required
 def get_task(task_id: int):
     eng = engine()
@@ -47,6 +66,7 @@ def get_task(task_id: int):
     return jsonify(body)
 
 
+@documented("Claim a task (200 again for its holder)", response=TASK)
 @api_login_required
 def claim(task_id: int):
     task = engine().claim(db.session, task_id, g.api_user, utcnow())
@@ -54,6 +74,7 @@ def claim(task_id: int):
     return jsonify(task_summary(task, group_codes()))
 
 
+@documented("Give a task back to its group", response=TASK)
 @api_login_required
 def unclaim(task_id: int):
     task = engine().unclaim(db.session, task_id, g.api_user, utcnow())
@@ -61,6 +82,8 @@ def unclaim(task_id: int):
     return jsonify(task_summary(task, group_codes()))
 
 
+@documented("Complete a task with its form's data", request=DATA_BODY, request_required=False,
+            response=obj({"id": ID, "status": STRING, "instance_id": ID, "instance_status": STATUS}))
 @api_login_required
 def complete(task_id: int):
     data = data_field(json_body())
