@@ -12,6 +12,7 @@ from processes import urging
 
 from ..extensions import db
 from .guards import api_login_required
+from .openapi import ID, INSTANT, STRING, documented, obj
 from .shapes import json_body
 
 
@@ -19,6 +20,8 @@ def register(bp: Blueprint) -> None:
     bp.post("/tasks/<int:task_id>/urge")(urge_task)
 
 
+@documented("Urge a step (催办)", request=obj({"note": STRING}, required=()), request_required=False,
+            response=obj({"id": ID, "task_id": ID, "at": INSTANT, "by": STRING}), status=201, statuses=(429,))
 @api_login_required
 def urge_task(task_id: int):
     note = json_body().get("note", "")
