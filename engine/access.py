@@ -14,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .errors import Forbidden
 from .models import HumanTask, ProcessInstance
 from .people import Group, User
 
@@ -91,6 +92,26 @@ def may_see_task(session: Session, user: User, task: HumanTask) -> bool:
     if task.group_id is not None and in_group(user, task.group_id):
         return True
     return leads(session, user, task)
+
+
+def may_hold_case(session: Session, user: User, instance: ProcessInstance) -> bool:
+    """Who may put a case on hold (挂起) or resume it: leaders and managers, whoever holds one of
+    its open steps (the person talking to the customer), or a member of the group of an open step
+    nobody holds yet — not everyone who may read the case."""
+    if allowed(user, "manage_cases"):
+        return True
+    groups = user.group_ids or {-1}
+    return session.scalar(select(HumanTask.id).where(
+        HumanTask.instance_id == instance.id, HumanTask.status == "open",
+        (HumanTask.assignee_id == user.id)
+        | (HumanTask.assignee_id.is_(None) & HumanTask.group_id.in_(groups))).limit(1)) is not None
+
+
+def require_hold(session: Session, user: User, instance: ProcessInstance) -> ProcessInstance:
+    """``instance`` when ``user`` may put it on hold or resume it; Forbidden otherwise."""
+    if not may_hold_case(session, user, instance):
+        raise Forbidden("only the holder of an open step, a leader or a manager may hold or resume a case")
+    return instance
 
 
 def may_view_instance(session: Session, user: User, instance: ProcessInstance) -> bool:

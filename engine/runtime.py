@@ -221,7 +221,7 @@ class Engine:
     def suspend(self, session: Session, instance_id: int, reason: str, *, actor: User,
                 now: datetime) -> ProcessInstance:
         """Pause a case that waits on the customer (挂起): its SLA clocks stop until resumed."""
-        instance = self.get_instance(session, instance_id, actor)
+        instance = access.require_hold(session, actor, self.get_instance(session, instance_id, actor))
         if instance.status != RUNNING:
             raise Conflict(f"only a running case can be suspended (it is {instance.status})")
         reason = (reason or "").strip()
@@ -236,7 +236,7 @@ class Engine:
         return instance
 
     def resume(self, session: Session, instance_id: int, *, actor: User, now: datetime) -> ProcessInstance:
-        instance = self.get_instance(session, instance_id, actor)
+        instance = access.require_hold(session, actor, self.get_instance(session, instance_id, actor))
         if instance.status != SUSPENDED:
             raise Conflict("the case is not suspended")
         paused = (now - instance.suspended_at).total_seconds() if instance.suspended_at else 0

@@ -31,6 +31,15 @@ def permission_required(permission: str) -> Callable:
     return decorator
 
 
+def may_hold_case(instance: Any) -> bool:
+    """For templates: whether the signed-in user may put ``instance`` on hold or resume it."""
+    from engine.access import may_hold_case as rule
+
+    from .extensions import db
+
+    return bool(current_user.is_authenticated) and rule(db.session, current_user, instance)
+
+
 def can(permission: str) -> bool:
     """For templates: whether the signed-in user holds ``permission``."""
     return bool(current_user.is_authenticated) and allowed(current_user, permission)

@@ -81,6 +81,8 @@ REASONS = {
     "the incident's job is not failed any more": _l("The incident's job is no longer failed."),
     "only the group leader may reassign this task": _l("Only the group leader may reassign this task."),
     "a reason is required": _l("A reason is required."),
+    "only the holder of an open step, a leader or a manager may hold or resume a case":
+        _l("Only whoever works on one of the case's steps, a leader or a manager may put it on hold or resume it."),
     "the assignee is not in the task's group": _l("The chosen person is not in the task's group."),
     "the case changed since the preview; preview again": _l("The case changed since the preview; preview again."),
     "this step was urged less than 30 minutes ago": _l("This step was urged a short while ago; urge it again later."),

@@ -70,9 +70,9 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.filters["display"] = display_value
-    from .access import can
+    from .access import can, may_hold_case
     from .case_text import event_sentence, visible_data
 
-    app.jinja_env.globals.update(task_sla_state=task_sla_state, locale=locale, can=can,
+    app.jinja_env.globals.update(task_sla_state=task_sla_state, locale=locale, can=can, may_hold_case=may_hold_case,
                                  event_sentence=event_sentence, visible_data=visible_data,
                                  now=lambda: datetime.now(UTC))

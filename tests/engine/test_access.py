@@ -54,3 +54,27 @@ def test_no_user_holds_nothing_and_a_typo_is_an_error(store):
     assert allowed(None, "administer") is False
     with pytest.raises(KeyError):
         allowed(user_by_name(session, "admin"), "adminster")
+
+
+def test_a_case_is_held_or_resumed_by_a_step_holder_a_leader_or_a_manager_only(bundled):
+    from engine.errors import Forbidden
+    from engine.models import open_tasks_of_instance
+    from tests.conftest import INTAKE, T0
+
+    session, engine = bundled
+    agent1, agent2 = user_by_name(session, "agent1"), user_by_name(session, "agent2")
+    instance = engine.start(session, "complaint", INTAKE, actor=agent1, now=T0)
+    session.commit()
+    (task,) = open_tasks_of_instance(session, instance.id)
+    assert task.assignee_id == agent1.id
+    with pytest.raises(Forbidden):  # agent2 may read the case (same group) but holds nothing in it
+        engine.suspend(session, instance.id, "等待客户", actor=agent2, now=T0)
+    session.rollback()
+    engine.suspend(session, instance.id, "等待客户", actor=agent1, now=T0)  # the holder
+    session.commit()
+    with pytest.raises(Forbidden):
+        engine.resume(session, instance.id, actor=agent2, now=T0)
+    session.rollback()
+    engine.resume(session, instance.id, actor=user_by_name(session, "leader1"), now=T0)  # a leader
+    session.commit()
+    assert instance.status == "running"
