@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.routing import IntegerConverter
 
 MAX_DEPTH = 32          # nesting of a JSON body: forms are flat; 32 leaves room, not 5,000
-MAX_ID = 2**63 - 1      # the largest id the database stores
+MAX_ID = 2**31 - 1      # the largest id the database stores (INTEGER columns: 32 bits on PostgreSQL)
 
 
 class BoundedJSONProvider(DefaultJSONProvider):
@@ -46,6 +46,8 @@ def _check(value: Any) -> None:
 
 
 def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("the JSON holds a NUL character, which no text field may contain")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -61,8 +63,22 @@ class IdConverter(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
+def _refuse_nul() -> Any:
+    """Query strings and forms: a NUL character is never valid text (PostgreSQL refuses it)."""
+    values = [*request.args.values(), *(request.form.values() if request.mimetype in _FORMS else ())]
+    if any("\x00" in value for value in values):
+        from .errors import error_response
+
+        return error_response(400, "bad_request", "the request holds a NUL character")
+    return None
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def install(app: Flask) -> None:
     """Before any route is added."""
+    app.before_request(_refuse_nul)
     app.json = BoundedJSONProvider(app)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese stays readable
     app.url_map.converters["int"] = IdConverter

@@ -13,7 +13,7 @@ JSON_POSTS = ["/api/v1/processes/complaint/instances", "/api/v1/callbacks", "/ap
 
 
 @pytest.mark.parametrize("path", JSON_POSTS)
-@pytest.mark.parametrize("body", [DEEP, '{"data": {"description": "\\ud800"}}', "[1, 2]", '"text"', "true",
+@pytest.mark.parametrize("body", [DEEP, '{"data": {"description": "\\ud800"}}', '{"data": {"description": "a\\u0000b"}}', "[1, 2]", '"text"', "true",
                                   '{"data": ' + "[" * 3000 + "]" * 3000 + "}"])
 def test_json_posts_answer_bad_bodies_with_a_4xx_json_error(client, token, path, body):
     answer = client.post(path, data=body, headers={**token("admin"), "Content-Type": "application/json"})
@@ -22,6 +22,7 @@ def test_json_posts_answer_bad_bodies_with_a_4xx_json_error(client, token, path,
 
 
 @pytest.mark.parametrize("path", ["/api/v1/instances/99999999999999999999999", "/api/v1/tasks/18446744073709551616",
+                                  "/api/v1/instances/9223372036854775807", "/api/v1/tasks/2147483648",
                                   "/tasks/99999999999999999999999", "/cases/99999999999999999999999"])
 def test_ids_beyond_64_bits_are_not_found(client, token, path):
     client.post("/login", data={"username": "admin", "password": "kefu-demo"})
@@ -64,3 +65,8 @@ def test_an_sms_template_that_would_not_end_is_refused_at_once(body):
 def test_full_width_digits_are_not_a_phone_number(client, token, billing):
     answer = client.get("/api/v1/customers/１３８００１３８０００?reason=complaint", headers=token("agent1"))
     assert answer.status_code in (400, 422)
+
+
+def test_a_nul_character_in_a_query_or_form_is_refused(client, token):
+    assert client.get("/api/v1/instances?status=%00", headers=token("agent1")).status_code == 400
+    assert client.post("/login", data={"username": "agent1\x00", "password": "x"}).status_code == 400

@@ -44,7 +44,7 @@ def test_a_route_without_declarations_still_appears(app, client):
     operation = _document(client)["paths"]["/api/v1/probes/{probe_id}/poke"]["post"]
     validate(_document(client))
     (parameter,) = operation["parameters"]
-    assert parameter["in"] == "path" and parameter["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    assert parameter["in"] == "path" and parameter["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {"type": "object"}
     assert {"200", "400", "403", "404", "409", "422"} <= set(operation["responses"])
     assert operation["x-kefu-undeclared"] is True
@@ -74,7 +74,7 @@ def test_declared_schemas_security_and_errors(client):
     assert items["items"] == {"$ref": "#/components/schemas/Task"}
     assert [p["schema"]["enum"] for p in tasks["parameters"] if p["name"] == "scope"] == [["mine", "group"]]
     instance = paths["/api/v1/instances/{instance_id}"]["get"]
-    assert instance["parameters"][0]["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    assert instance["parameters"][0]["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
     deploy = paths["/api/v1/definitions"]["post"]
     assert "multipart/form-data" in deploy["requestBody"]["content"]
     assert paths["/api/v1/openapi.json"]["get"]["security"] == []
