@@ -18,7 +18,7 @@ from engine.runtime import Engine
 from slas.notifications import notify_supervisors
 from slas.scanner import ScanResult, scan
 
-from . import complaint_facts, file_exchange
+from . import complaint_facts, file_exchange, statistics_files
 from .dunning import Dunning
 from .inbound import process_inbound
 from .payment_reminders import PaymentReminders
@@ -82,6 +82,9 @@ def tick(session: Session, engine: Engine, now: datetime, batch: int = 500, *,
     roamed += roaming.advance(session, now) if roaming is not None else 0
     engine.index_unindexed_waits(session)  # cases from before the correlation index, once each
     inbound = process_inbound(session, engine, now)
+    if collect_files:  # an exchange is configured: the national centre gets its statistics files
+        statistics_files.file_due_statistics(session, now)
+        session.commit()
     exchanged = file_exchange.advance(session, now, ftp_ack_limit, collect=collect_files)
     result = scan(session, now, batch=batch, on_escalated=complaint_facts.count_escalations)
     texts = notify_supervisors(session, result.escalations, now) if "sms.send" in engine.operations else 0

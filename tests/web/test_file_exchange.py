@@ -6,7 +6,7 @@ recorded once and confirmed, and the API."""
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -130,3 +130,25 @@ def test_the_api_lists_exchanges_for_managers_only(ftp, client, token):
     assert len(item["sha256"]) == 64 and item["size"] == 2
     refused = client.get("/api/v1/exchanges", headers=token("agent1"))
     assert refused.status_code == 403
+
+
+def test_the_national_centre_gets_daily_and_monthly_statistics_files_once(ftp):
+    from engine.people import user_by_name
+    from tests.conftest import INTAKE
+
+    session, engine, peer = ftp
+    engine.start(session, "complaint", INTAKE, actor=user_by_name(session, "agent1"), now=T0)
+    session.commit()
+    day_after = T0 + timedelta(days=1)  # 2026-11-24, Beijing
+    for _ in range(3):
+        _tick(session, engine, day_after, collect=True)
+    names = sorted(r.name for r in file_exchange.exchanges(session) if r.kind == "statistics")
+    assert names == ["TS_D_20261123.csv"]  # filed once, however often the tick runs
+    (row,) = [r for r in file_exchange.exchanges(session) if r.name == "TS_D_20261123.csv"]
+    text = session.get(file_exchange.FileExchange, row.id).content.decode()
+    assert "network,1," in text and text.splitlines()[-1].startswith("total,1,")
+    assert "TS_D_20261123.csv" in peer.files()
+    first_of_month = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+    _tick(session, engine, first_of_month, collect=True)
+    names = sorted(r.name for r in file_exchange.exchanges(session) if r.kind == "statistics")
+    assert "TS_M_202611.csv" in names and "TS_D_20261130.csv" in names
