@@ -1,5 +1,5 @@
 """One layer between the network and the views for what requests may carry: JSON bodies that
-parse into plain, bounded, encodable data, and ids that fit the database's 64-bit integers.
+parse into plain, bounded, encodable data, and ids that fit the database's integers (32-bit INTEGER on PostgreSQL).
 Anything else is refused as bad input (a 4xx), never met deeper down as a 500."""
 
 from __future__ import annotations
