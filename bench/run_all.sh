@@ -7,7 +7,7 @@ root="$(dirname "$here")"
 python="${PYTHON:-$root/.venv/bin/python}"
 [ -x "$python" ] || python=python3
 cd "$root"
-for name in lifecycle inbox sla_scan sms_throughput customer360 screen_pop long_loop dunning_round reports; do
+for name in lifecycle inbox sla_scan sms_throughput customer360 screen_pop long_loop dunning_round reports http_load; do
     echo "=== bench/$name.py $*"
     "$python" "bench/$name.py" "$@"
     echo

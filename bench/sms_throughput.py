@@ -105,9 +105,9 @@ class Timeline:
                 self.claimed[job.key] = t1
             return jobs
 
-        def timed_execute(jobs, now):
+        def timed_execute(jobs, now, **options):
             t0 = time.perf_counter()
-            outcomes = execute(jobs, now)
+            outcomes = execute(jobs, now, **options)
             self.phases["calls"] += time.perf_counter() - t0
             self.batches += 1
             return outcomes

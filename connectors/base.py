@@ -47,6 +47,10 @@ class Call:
     # The step's database session, for the product's own operations that run inline (mode inline)
     # and write with the step; None for jobs run by a worker.
     session: Any = None
+    # ``accepted(kind, ids)``: tell the outbox, the moment the peer gives them, the ids it gave this
+    # call (e.g. SMSC message ids), so that a crash before the outcome is stored still knows what
+    # the peer accepted. None when nobody listens.
+    accepted: Callable[[str, list[str]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,20 @@ class Operation:
     idempotent: bool = False
     mode: str = OUTBOX
     description: str = ""
+    # ``query(params, ids)``: ask the peer what became of a call whose outcome is unknown, given the
+    # ids it accepted for it; returns a ``PeerAnswer``. None when the protocol cannot ask.
+    query: Callable[[dict[str, Any], list[str]], PeerAnswer] | None = None
+
+
+@dataclass(frozen=True)
+class PeerAnswer:
+    """What a peer says about a call: ``has`` True (it has it), False (it has not), None (cannot
+    tell); ``summary_zh`` says so in words for the administrator; ``result`` is the call's result
+    to store when the administrator confirms it happened."""
+
+    has: bool | None
+    summary_zh: str
+    result: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

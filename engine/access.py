@@ -11,12 +11,12 @@ Web code never asks ``has_role`` itself: it names the permission it needs.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, exists, or_, select, true
 from sqlalchemy.orm import Session
 
 from .errors import Forbidden
 from .models import HumanTask, ProcessInstance
-from .people import Group, User
+from .people import Group, User, group_leaders
 
 # permission -> the roles that hold it (admins hold all)
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -38,7 +38,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "watch_roaming": frozenset({"agent", "leader", "manager"}),  # roaming transfers (GET /roaming/transfers)
     "report_roaming": frozenset({"manager"}),                 # the roaming statistics page
     "read_reports": frozenset({"manager"}),                   # complaint statistics, exports (web/reports.py)
+    "manage_alert_rules": frozenset({"manager"}),             # threshold alert rules (web/report_alerts.py)
+    "escalate_national": frozenset({"leader", "manager"}),    # 上报全国中心 (processes/national.py)
     "administer": frozenset(),                                # users, incidents, templates
+    "manage_reply_templates": frozenset({"leader", "manager"}),  # canned replies (web/case_tools.py)
+    "flag_upgraded": frozenset({"leader", "manager"}),        # 越级投诉: mark a complaint upgraded (slas/upgrades.py)
+    "supervise_upgraded": frozenset({"manager"}),             # 督办: the list of upgraded complaints
 }
 
 # How people read the permissions (Chinese, English): the admins' permission matrix.
@@ -61,7 +66,12 @@ PERMISSION_LABELS: dict[str, tuple[str, str]] = {
     "watch_roaming": ("查看漫游转递", "Watch roaming transfers"),
     "report_roaming": ("漫游投诉统计", "Roaming statistics"),
     "read_reports": ("查看统计报表", "Read reports"),
+    "manage_alert_rules": ("设置指标告警规则", "Set threshold alert rules"),
+    "escalate_national": ("上报全国中心", "Escalate to the national center"),
     "administer": ("系统管理（用户、班组、权限）", "Administer users, groups and permissions"),
+    "manage_reply_templates": ("维护答复模板", "Manage reply templates"),
+    "flag_upgraded": ("标记越级投诉", "Mark complaints as upgraded"),
+    "supervise_upgraded": ("越级投诉督办", "Supervise upgraded complaints"),
 }
 
 
@@ -115,13 +125,51 @@ def require_hold(session: Session, user: User, instance: ProcessInstance) -> Pro
 
 
 def may_view_instance(session: Session, user: User, instance: ProcessInstance) -> bool:
-    """Managers, leaders and admins see every case; others the cases they started or whose steps
-    were (or are) in their groups or in their hands."""
-    if allowed(user, "see_every_case") or instance.started_by == user.id:
+    """Managers, leaders and admins see every case — except a city leader, who sees the city's
+    cases (:func:`city_scope`); others the cases they started or whose steps were (or are) in their
+    groups or in their hands."""
+    if instance.started_by == user.id:
+        return True
+    cities = city_scope(session, user)
+    if cities is None and allowed(user, "see_every_case"):
         return True
     groups = user.group_ids or {-1}
-    hit = session.scalar(select(HumanTask.id).where(
-        HumanTask.instance_id == instance.id,
-        (HumanTask.group_id.in_(groups)) | (HumanTask.assignee_id == user.id)
-        | (HumanTask.completed_by == user.id)).limit(1))
+    reach = (HumanTask.group_id.in_(groups)) | (HumanTask.assignee_id == user.id) | (HumanTask.completed_by == user.id)
+    if cities:
+        reach = reach | HumanTask.group_id.in_(_city_groups(cities))
+    hit = session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id, reach).limit(1))
     return hit is not None
+
+
+# -- the city level (地市中心) ------------------------------------------------------------------
+# The rule: a *city leader* is a leader (not a manager or admin) who leads at least one city-level
+# group. Their case reach is the city: the cases with a step, open or done, in a group of their
+# city (where the city's remote seats work), plus what anyone sees (their own steps and cases).
+# The customer's home city is not used: transfers put a case in the city, not the address.
+
+def city_scope(session: Session, user: User) -> set[str] | None:
+    """The cities whose cases a city leader is limited to; None for everyone else (no query for
+    them: this runs on every case read)."""
+    if user.has_role("admin", "manager") or not user.has_role("leader"):
+        return None
+    led = select(group_leaders.c.group_id).where(group_leaders.c.user_id == user.id)
+    cities = {city for city in session.scalars(select(Group.city).where(
+        Group.level == "city", (Group.leader_id == user.id) | Group.id.in_(led))) if city}
+    return cities or None
+
+
+def _city_groups(cities: set[str]) -> Select:
+    return select(Group.id).where(Group.level == "city", Group.city.in_(cities))
+
+
+def visible_cases(session: Session, user: User) -> ColumnElement[bool]:
+    """The SQL form of :func:`may_view_instance`, for case lists and statistics."""
+    cities = city_scope(session, user)
+    if cities is None and allowed(user, "see_every_case"):
+        return true()
+    groups = user.group_ids or {-1}
+    reach = HumanTask.group_id.in_(groups) | (HumanTask.assignee_id == user.id) | (HumanTask.completed_by == user.id)
+    if cities:
+        reach = reach | HumanTask.group_id.in_(_city_groups(cities))
+    return or_(ProcessInstance.started_by == user.id,
+               exists().where(HumanTask.instance_id == ProcessInstance.id, reach))

@@ -6,7 +6,7 @@ Queries that views and schedulers need live here beside their models, as named f
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -14,13 +14,16 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    bindparam,
     select,
     text,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
 
+from . import appends
 from .db import Base
 
 RUNNING, SUSPENDED, COMPLETED, CANCELLED, ERROR = (
@@ -143,15 +146,35 @@ def record_event(session: Session, kind: str, *, at: datetime, instance_id: int 
     return event
 
 
+def append_event(session: Session, kind: str, *, at: datetime, instance_id: int | None = None,
+                 task_id: int | None = None, actor: str | None = None, message: str = "",
+                 data: dict[str, Any] | None = None, task: HumanTask | None = None) -> None:
+    """As :func:`record_event` for an engine step: the row is queued and written with the step's
+    other append-only rows in one batched insert (engine/appends.py); nothing is returned."""
+    appends.append(session, _AUDIT_EVENTS, {
+        "instance_id": instance_id, "task_id": task_id, "at": at, "actor": actor, "kind": kind,
+        "message": message[:500], "data": data}, task=task)
+
+
+_AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
+
+
 def instance_events(session: Session, instance_id: int) -> list[AuditEvent]:
     return list(session.scalars(
         select(AuditEvent).where(AuditEvent.instance_id == instance_id).order_by(AuditEvent.id)))
 
 
+# A task with its case (and the case's definition) in one statement: every verb on a task reads
+# its case, and a separate select-in of the case would cost a second round trip.
+WITH_INSTANCE = (joinedload(HumanTask.instance),)
+# Built once: the statement's cache key and compiled form are then found at once on each step.
+_OPEN_TASKS = (select(HumanTask).options(*WITH_INSTANCE)
+               .where(HumanTask.instance_id == bindparam("instance_id"), HumanTask.status == OPEN)
+               .order_by(HumanTask.id))
+
+
 def open_tasks_of_instance(session: Session, instance_id: int) -> list[HumanTask]:
-    return list(session.scalars(
-        select(HumanTask).where(HumanTask.instance_id == instance_id, HumanTask.status == OPEN)
-        .order_by(HumanTask.id)))
+    return list(session.scalars(_OPEN_TASKS, {"instance_id": instance_id}))
 
 
 def due_timer_instances(session: Session, now: datetime, limit: int) -> list[int]:

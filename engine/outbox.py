@@ -10,10 +10,14 @@ compare-and-set on a claim token, run them outside any transaction, then record 
 * a transient failure → retried with exponential backoff, up to ``max_attempts``;
 * a permanent failure, or the last attempt → an **incident** for administrators (retry button).
 
-A worker that dies while running a job leaves it ``running`` with an expired lease. An idempotent
-operation (the peer deduplicates by the job's key) is then simply run again; any other one becomes
+Workers claim small batches (``running``) and mark each job ``submitting`` in a committed write just
+before calling its peer. A worker that dies leaves its jobs with an expired lease: those still
+``running`` never reached the peer and are simply queued again. Of those ``submitting``, an
+idempotent operation (the peer deduplicates by the job's key) is run again; any other one becomes
 an incident saying the outcome is unknown, so that a customer never gets a message twice because
-of a crash — an administrator checks and retries.
+of a crash. The ids the peer gave during the call are stored as it gives them, and an operation
+with a ``query`` asks the peer what became of them: the administrator then confirms the call
+(``confirm_incident``) or retries it.
 
 This module holds the jobs and incidents; ``engine.worker`` runs the jobs, ``engine.peer_events``
 keeps what peers report back (their ids for our calls, receipts, replies).
@@ -43,6 +47,7 @@ from .models import record_event
 log = logging.getLogger("kefu.outbox")
 
 QUEUED, RUNNING, DELIVERING, DONE, FAILED = "queued", "running", "delivering", "done", "failed"
+SUBMITTING = "submitting"  # claimed and handed to the peer: after a crash its outcome is unknown
 CANCELLED = "cancelled"  # a queued job its owner no longer wants (e.g. a poll past its time limit)
 # Incident kinds
 EXHAUSTED, REFUSED, OUTCOME_UNKNOWN, UNDELIVERED, UNRECORDED = (
@@ -152,6 +157,30 @@ def retry_incident(session: Session, incident_id: int, *, actor: str, now: datet
     if job.status == QUEUED:
         job.finished_at = None
     record_event(session, "incident_retried", at=now, instance_id=job.instance_id, actor=actor,
+                 message=job.operation, data={"job_id": job.id, "incident_id": incident.id})
+    return incident
+
+
+def confirm_incident(session: Session, incident_id: int, *, actor: str, now: datetime,
+                     result: dict[str, Any]) -> Incident:
+    """Close an 'outcome unknown' incident the peer confirmed (it has the call): store ``result``
+    as the job's and hand it to the case like any result — the peer is not called again."""
+    from .errors import Conflict, NotFound
+
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"incident {incident_id} not found")
+    if incident.resolved_at is not None:
+        raise Conflict("this incident is already resolved")
+    if incident.kind != OUTCOME_UNKNOWN:
+        raise Conflict("only an incident whose outcome is unknown can be confirmed")
+    job = session.get(ConnectorJob, incident.job_id)
+    if job is None or job.status != FAILED:
+        raise Conflict("the incident's job is not failed any more")
+    incident.resolved_at, incident.resolved_by = now, actor
+    job.result, job.last_error, job.finished_at = result, None, now
+    job.status, job.next_run_at = DELIVERING, now  # the worker hands it over and marks it done
+    record_event(session, "incident_confirmed", at=now, instance_id=job.instance_id, actor=actor,
                  message=job.operation, data={"job_id": job.id, "incident_id": incident.id})
     return incident
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, or_, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import Column, ForeignKey, Integer, String, Table, bindparam, or_, select
+from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .db import Base
@@ -171,9 +171,13 @@ class GroupIndex:
 
 def members_among(session: Session, group_id: int, user_ids: list[int]) -> set[int]:
     """Which of these users are active members of the group (one query)."""
-    return set(session.scalars(
-        select(user_groups.c.user_id).join(User, User.id == user_groups.c.user_id)
-        .where(user_groups.c.group_id == group_id, user_groups.c.user_id.in_(user_ids), User.active)))
+    return set(session.scalars(_MEMBERS_AMONG, {"group_id": group_id, "user_ids": list(user_ids)}))
+
+
+# Built once (a step asks it when it opens a task): compiled once, reused.
+_MEMBERS_AMONG = (select(user_groups.c.user_id).join(User, User.id == user_groups.c.user_id)
+                  .where(user_groups.c.group_id == bindparam("group_id"),
+                         user_groups.c.user_id.in_(bindparam("user_ids", expanding=True)), User.active))
 
 
 def led_group_ids(session: Session, user_id: int) -> set[int]:
@@ -181,6 +185,15 @@ def led_group_ids(session: Session, user_id: int) -> set[int]:
     first = session.scalars(select(Group.id).where(Group.leader_id == user_id))
     others = session.scalars(select(group_leaders.c.group_id).where(group_leaders.c.user_id == user_id))
     return set(first) | set(others)
+
+
+def load_user(session: Session, user_id: int) -> User | None:
+    """The user by id with their groups, in one statement: what a request loads for its signed-in
+    user (every permission and inbox check reads the groups)."""
+    return session.get(User, user_id, options=_WITH_GROUPS)
+
+
+_WITH_GROUPS = (joinedload(User.groups),)
 
 
 def user_by_name(session: Session, username: str) -> User | None:

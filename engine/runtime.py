@@ -28,14 +28,15 @@ from .forms import validate_form, write_only_fields
 from .listeners import CaseDataListener, StepListener
 from .models import (
     COMPLETED,
-    DONE,
     ERROR,
     OPEN,
     RUNNING,
     SUSPENDED,
+    WITH_INSTANCE,
     HumanTask,
     ProcessDefinition,
     ProcessInstance,
+    append_event,
     due_timer_instances,
     record_event,
 )
@@ -43,7 +44,7 @@ from .people import GroupIndex, User
 from .scripting import make_script_engine
 from .serialization import dump_state, load_state
 from .service_tasks import ConnectorCalls, InlineCallFailed, begin_step, end_step
-from .task_rows import TaskRows
+from .task_rows import TaskRows, close_task
 from .task_tree import run_engine_steps
 from .timers import next_timer_time
 from .tree_check import TreeTooDeep, check_tree
@@ -128,7 +129,7 @@ class Engine:
         instance.reference = f"{prefix}{now.astimezone(LOCAL_TZ):%Y%m%d}{instance.id:06d}"
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data["reference"] = instance.reference  # texts and letters quote the case number
-        record_event(session, "started", at=now, instance_id=instance.id, actor=step_data.username_of(actor),
+        append_event(session, "started", at=now, instance_id=instance.id, actor=step_data.username_of(actor),
                      message=definition.name, data=step_data.audit_data(data, secrets))
         lane_group = self.groups.find(session, start_spec.lane)
         for listener in self.listeners:
@@ -160,14 +161,11 @@ class Engine:
         # Open rows always mirror the READY user tasks of the last step: when this task is the only
         # one, the step need not read the instance's open tasks back from the database.
         only_open = [task] if len(workflow.get_tasks(state=TaskState.READY, manual=True)) == 1 else None
-        task.assignee_id = actor.id
-        task.status = DONE
-        task.completed_at = now
-        task.completed_by = actor.id
+        close_task(session, task, by=actor.id, now=now)
         for listener in self.listeners:
             listener.task_closed(session, instance, task, now)
         # Audit rows are added last so that they reach the database in the step's final flush.
-        record_event(session, "task_completed", at=now, instance_id=instance.id, task_id=task.id,
+        append_event(session, "task_completed", at=now, instance_id=instance.id, task_id=task.id,
                      actor=actor.username, message=task.title, data=step_data.audit_data(clean, secrets))
         spiff_task.data.update(clean)
         try:
@@ -335,7 +333,7 @@ class Engine:
     # -- reading ---------------------------------------------------------------------------
     def get_task(self, session: Session, task_id: int, actor: User) -> HumanTask:
         """A task the actor may see (their groups, assigned to them, or admin); else NotFound."""
-        task = session.get(HumanTask, task_id)
+        task = session.get(HumanTask, task_id, options=WITH_INSTANCE)
         if task is None or not access.may_see_task(session, actor, task):
             raise NotFound(f"task {task_id} not found")
         return task
@@ -423,7 +421,7 @@ class Engine:
                     data_listener.step_data(session, instance, data, now)
             if workflow.is_completed():
                 instance.status, instance.completed_at, instance.next_timer_at = COMPLETED, now, None
-                record_event(session, "completed", at=now, instance_id=instance.id,
+                append_event(session, "completed", at=now, instance_id=instance.id,
                              actor=step_data.username_of(actor), message=step_data.end_name(workflow))
                 for listener in self.listeners:
                     listener.instance_finished(session, instance, now)

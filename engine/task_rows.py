@@ -9,20 +9,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from . import definitions
+from . import appends, definitions
 from .listeners import StepListener
-from .models import CANCELLED, DONE, OPEN, HumanTask, ProcessInstance, open_tasks_of_instance, record_event
+from .models import CANCELLED, DONE, OPEN, HumanTask, ProcessInstance, append_event, open_tasks_of_instance
 from .people import Group, GroupIndex, User, members_among
 from .task_tree import was_pruned
 
 ASSIGN_PROPERTY = "kefu.assign"  # "leader": the task goes to the leader of its group
+
+
+def close_task(session: Session, task: HumanTask, *, by: int, now: datetime) -> None:
+    """Mark an open row completed by ``by``. The object shows it at once; the ``UPDATE`` is written
+    with the step's batched rows (engine/appends.py: on PostgreSQL within the step's one statement)
+    rather than by the ORM's flush."""
+    for key, value in (("assignee_id", by), ("status", DONE), ("completed_at", now), ("completed_by", by)):
+        set_committed_value(task, key, value)
+    appends.batch(session, ("kefu.task_closes", by, now), lambda: _Closes(by, now)).ids.append(task.id)
+
+
+class _Closes:
+    """The rows a step completes (one actor, one instant): one ``UPDATE``."""
+
+    def __init__(self, by: int, now: datetime) -> None:
+        self.by, self.now, self.ids = by, now, list[int]()
+
+    def statements(self) -> list[appends.Statement]:
+        return [(_CLOSE, {"close_ids": self.ids, "close_by": self.by, "close_at": self.now}, None)]
+
+
+_TASKS = cast(Table, HumanTask.__table__)
+_CLOSE = (update(_TASKS).where(_TASKS.c.id.in_(bindparam("close_ids", expanding=True)))
+          .values(assignee_id=bindparam("close_by"), status=DONE, completed_at=bindparam("close_at"),
+                  completed_by=bindparam("close_by")))
 
 
 class TaskRows:
@@ -49,7 +75,7 @@ class TaskRows:
         for guid, spiff_task in ready.items():
             if guid not in known:
                 row = self._open(session, instance, workflow, guid, spiff_task, now, actor)
-                record_event(session, "task_opened", at=now, instance_id=instance.id, task=row,
+                append_event(session, "task_opened", at=now, instance_id=instance.id, task=row,
                              message=row.title,
                              data={"group_id": row.group_id, "assignee_id": row.assignee_id})
 
@@ -93,17 +119,30 @@ def _natural_assignee(session: Session, instance: ProcessInstance, workflow: Bpm
     # A rework pass (the step ran before: in the tree, or possibly in history pruned from it, see
     # engine/task_tree.py): it goes back to whoever did it, as the inbox rows remember.
     if workflow.get_tasks(spec_name=row.name, state=TaskState.COMPLETED) or was_pruned(workflow):
-        previous = session.scalars(
-            select(HumanTask.completed_by).where(HumanTask.instance_id == instance.id,
-                                                 HumanTask.name == row.name, HumanTask.status == DONE)
-            .order_by(HumanTask.id.desc()).limit(1)).first()
+        previous = session.scalars(_PREVIOUS_DOER, {"instance_id": instance.id, "name": row.name}).first()
         if previous is not None:
             candidates.append(previous)
     if instance.started_by is not None:
         candidates.append(instance.started_by)
     if actor is not None:
         candidates.append(actor.id)
-    if not candidates:
-        return None
-    members = members_among(session, row.group_id, candidates)
-    return next((c for c in candidates if c in members), None)
+    # The acting user's groups are loaded with them: ask the database only about the others, and
+    # only when one of them comes before the actor in the order of preference.
+    members: set[int] | None = None
+    for candidate in candidates:
+        if actor is not None and candidate == actor.id:
+            if actor.active and row.group_id in actor.group_ids:
+                return candidate
+            continue
+        if members is None:
+            others = [c for c in candidates if actor is None or c != actor.id]
+            members = members_among(session, row.group_id, others)
+        if candidate in members:
+            return candidate
+    return None
+
+
+_PREVIOUS_DOER = (select(HumanTask.completed_by)
+                  .where(HumanTask.instance_id == bindparam("instance_id"),
+                         HumanTask.name == bindparam("name"), HumanTask.status == DONE)
+                  .order_by(HumanTask.id.desc()).limit(1))

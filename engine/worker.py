@@ -16,26 +16,32 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from connectors.base import Call, ConnectorError, NotReady, PermanentError
+from connectors.base import Call, ConnectorError, NotReady, PeerAnswer, PermanentError, TransientError
 
+from .job_marks import ACCEPTED, JobMarks, stop_here
 from .models import record_event
 from .outbox import (
     DELIVERING,
     DELIVERY_TRIES,
     DONE,
     EXHAUSTED,
+    FAILED,
     OUTCOME_UNKNOWN,
     QUEUED,
     REFUSED,
     RUNNING,
+    SUBMITTING,
     UNDELIVERED,
     UNRECORDED,
     ConnectorJob,
+    Incident,
     open_incident,
 )
-from .peer_events import add_references
+from .peer_events import PeerReference, add_references
 
 log = logging.getLogger("kefu.outbox")
+
+_HELD = (RUNNING, SUBMITTING)  # a worker's claim is on the job
 
 # What storing one outcome can raise: the database's refusal, or the driver's own refusal of a
 # value before it reaches the database (psycopg serialises JSON itself and raises TypeError).
@@ -52,6 +58,7 @@ class JobView:
     params: dict[str, Any]
     attempt: int
     instance_id: int | None
+    claim: str = ""  # the claim token this run holds the job by
 
 
 @dataclass
@@ -93,10 +100,13 @@ class Worker:
 
     def __init__(self, operations: dict[str, Any], deliver: Callable[[Session, ConnectorJob, datetime], None],
                  *, threads: int = 16, lease: timedelta = timedelta(minutes=5),
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, claim_size: int | None = None) -> None:
         self.operations = operations
         self.deliver = deliver
         self.threads = threads
+        # Small claims: a crash strands at most this many jobs until their lease runs out, and only
+        # those already handed to their peer (marked ``submitting``) can have an unknown outcome.
+        self.claim_size = claim_size or 4 * max(1, threads)
         self.lease = lease
         self.backoff = backoff or Backoff()
         self._pool: ThreadPoolExecutor | None = None
@@ -107,13 +117,14 @@ class Worker:
         report = RunReport()
         self.recover_stale(session, now)
         report.done += self.deliver_pending(session, now)
-        batches = 0
+        batches, batch = 0, max(1, min(batch, self.claim_size))
         while max_batches is None or batches < max_batches:
             jobs = self.claim(session, now, batch)
             if not jobs:
                 break
             batches += 1
-            self.record(session, self.execute(jobs, now), now, report)
+            stop_here("claimed")
+            self.record(session, self.execute(jobs, now, bind=session.get_bind()), now, report)
             if len(jobs) < batch:
                 break
         return report
@@ -134,24 +145,51 @@ class Worker:
                         .execution_options(synchronize_session=False))
         rows = session.execute(
             select(ConnectorJob.id, ConnectorJob.key, ConnectorJob.operation, ConnectorJob.params,
-                   ConnectorJob.attempts, ConnectorJob.instance_id)
+                   ConnectorJob.attempts, ConnectorJob.instance_id, ConnectorJob.claim)
             .where(ConnectorJob.claim == token).order_by(ConnectorJob.id)).all()
         session.commit()
         return [JobView(*row) for row in rows]
 
-    def execute(self, jobs: list[JobView], now: datetime) -> list[Outcome]:
-        """Call the peers, concurrently (the connectors pipeline calls on their own links)."""
-        if len(jobs) == 1 or self.threads <= 1:
-            return [self._call(job, now) for job in jobs]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kefu-job")
-        return list(self._pool.map(lambda job: self._call(job, now), jobs))
+    def submitting(self, session: Session, jobs: list[JobView], now: datetime) -> list[JobView]:
+        """Mark claimed jobs ``submitting`` at once and commit (``execute`` with ``bind`` marks each
+        just before its call). Returns the jobs still held by this claim."""
+        if not jobs:
+            return jobs
+        ids, claims = [job.id for job in jobs], {job.claim for job in jobs}
+        session.execute(update(ConnectorJob)
+                        .where(ConnectorJob.id.in_(ids), ConnectorJob.claim.in_(claims),
+                               ConnectorJob.status == RUNNING)
+                        .values(status=SUBMITTING).execution_options(synchronize_session=False))
+        held = set(session.scalars(select(ConnectorJob.id).where(
+            ConnectorJob.id.in_(ids), ConnectorJob.claim.in_(claims), ConnectorJob.status == SUBMITTING)))
+        session.commit()
+        return [job for job in jobs if job.id in held]
 
-    def _call(self, job: JobView, now: datetime) -> Outcome:
+    def execute(self, jobs: list[JobView], now: datetime, *, bind: Any = None) -> list[Outcome]:
+        """Call the peers, concurrently (the connectors pipeline calls on their own links). With
+        ``bind`` (the database), each job is marked ``submitting`` (committed) just before its
+        call, and the ids a peer gives a call are stored as it gives them (``engine.job_marks``)."""
+        marks = None if bind is None else JobMarks(bind)
+        if len(jobs) == 1 or self.threads <= 1:
+            outcomes = [self._call(job, now, marks) for job in jobs]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kefu-job")
+            outcomes = list(self._pool.map(lambda job: self._call(job, now, marks), jobs))
+        if marks is not None:
+            marks.flush()
+        stop_here("called")
+        return outcomes
+
+    def _call(self, job: JobView, now: datetime, marks: JobMarks | None = None) -> Outcome:
         operation = self.operations.get(job.operation)
         if operation is None:
             return Outcome(job, error=PermanentError(f"no installed connector offers '{job.operation}'"))
-        call = Call(job_id=job.id, key=job.key, attempt=job.attempt, now=now, instance_id=job.instance_id)
+        if marks is not None and not marks.submitting(job):
+            return Outcome(job, error=TransientError("not called: the job could not be marked as submitting"))
+        accepted = None if marks is None else (lambda kind, ids: marks.note(job, kind, ids, now))
+        call = Call(job_id=job.id, key=job.key, attempt=job.attempt, now=now, instance_id=job.instance_id,
+                    accepted=accepted)
         try:
             result = operation.run(dict(job.params), call)
         except Exception as exc:  # every failure is recorded on the job
@@ -186,11 +224,16 @@ class Worker:
     def _record_batch(self, session: Session, outcomes: list[Outcome], now: datetime,
                       report: RunReport) -> None:
         # One SELECT for the batch (not one per job, each flushing the previous job's changes).
-        jobs = {j.id: j for j in session.scalars(
-            select(ConnectorJob).where(ConnectorJob.id.in_([o.job.id for o in outcomes] or [-1])))}
+        ids = [o.job.id for o in outcomes] or [-1]
+        jobs = {j.id: j for j in session.scalars(select(ConnectorJob).where(ConnectorJob.id.in_(ids)))}
+        noted: dict[int, list[PeerReference]] = {}
+        for ref in session.scalars(select(PeerReference).where(PeerReference.job_id.in_(ids))):
+            noted.setdefault(ref.job_id, []).append(ref)
         for outcome in outcomes:
             job = jobs.get(outcome.job.id)
-            if job is None or job.status != RUNNING or job.attempts != outcome.job.attempt:
+            if job is not None and outcome.error is None and _late(session, job, outcome, now):
+                pass  # the lease ran out mid-call and the job was parked as unknown: now it is known
+            elif job is None or job.status not in _HELD or job.attempts != outcome.job.attempt:
                 continue  # re-claimed after its lease ran out: the newer run owns it
             if outcome.error is not None:
                 self._settle(session, job, outcome, now, report)
@@ -200,7 +243,7 @@ class Worker:
             if job.wait and job.instance_id is not None:
                 job.status, job.next_run_at = DELIVERING, now
             else:
-                self._done(session, job, now)
+                self._done(session, job, now, noted.get(job.id, []))
                 report.done += 1
         session.commit()
 
@@ -208,7 +251,7 @@ class Worker:
                        report: RunReport) -> None:
         """The outcome of one call cannot be stored: an incident that says what is known."""
         job = session.get(ConnectorJob, outcome.job.id)
-        if job is None or job.status != RUNNING:
+        if job is None or job.status not in _HELD:
             return
         called = "the peer answered" if outcome.error is None else f"the peer failed ({_describe(outcome.error)})"
         open_incident(session, job, UNRECORDED,
@@ -249,11 +292,21 @@ class Worker:
                 session.commit()
         return delivered
 
-    def _done(self, session: Session, job: ConnectorJob, now: datetime) -> None:
+    def _done(self, session: Session, job: ConnectorJob, now: datetime,
+              noted: list[PeerReference] | None = None) -> None:
         job.status = DONE
         refs = (job.result or {}).get("peer_refs")
         if isinstance(refs, dict) and refs.get("ids"):
-            add_references(session, job, str(refs.get("kind", "peer")), refs["ids"], "submitted", now)
+            kind = str(refs.get("kind", "peer"))
+            if noted is None:
+                noted = list(session.scalars(select(PeerReference).where(PeerReference.job_id == job.id)))
+            # Ids noted when the peer gave them keep their row (a receipt may already be on it).
+            known = {r.ref: r for r in noted if r.kind == kind}
+            for ref in known.values():
+                if ref.state == ACCEPTED:
+                    ref.state, ref.updated_at = "submitted", now
+            add_references(session, job, kind, [i for i in refs["ids"] if str(i)[:80] not in known],
+                           "submitted", now)
         record_event(session, "job_done", at=now, instance_id=job.instance_id, message=job.operation,
                      data={"job_id": job.id, "element_id": job.element_id, "attempts": job.attempts,
                            "result": _brief(job.result or {})})
@@ -283,22 +336,27 @@ class Worker:
         report.incidents += 1
 
     def recover_stale(self, session: Session, now: datetime) -> int:
-        """Jobs left running by a worker that died: run idempotent ones again, turn the rest into
-        'outcome unknown' incidents (never a blind second call to a peer that cannot deduplicate)."""
-        stale = list(session.scalars(select(ConnectorJob).where(ConnectorJob.status == RUNNING,
+        """Jobs left by a worker that died. Claimed but never handed to the peer (``running``): queued
+        again, nothing was sent. Handed to the peer (``submitting``): an idempotent operation runs
+        again; any other becomes an 'outcome unknown' incident that says what the peer confirmed
+        (never a blind second call to a peer that cannot deduplicate)."""
+        stale = list(session.scalars(select(ConnectorJob).where(ConnectorJob.status.in_(_HELD),
                                                                  ConnectorJob.locked_until < now)))
         for job in stale:
             operation = self.operations.get(job.operation)
             job.claim, job.locked_until = None, None
-            if operation is not None and operation.idempotent:
+            if job.status == RUNNING:
+                job.status, job.next_run_at, job.attempts = QUEUED, now, max(0, job.attempts - 1)
+                record_event(session, "job_retry", at=now, instance_id=job.instance_id,
+                             message=f"{job.operation}: worker stopped before calling the peer; queued again",
+                             data={"job_id": job.id, "attempt": job.attempts})
+            elif operation is not None and operation.idempotent:
                 job.status, job.next_run_at = QUEUED, now
                 record_event(session, "job_retry", at=now, instance_id=job.instance_id,
                              message=f"{job.operation}: worker stopped mid-call; running again (idempotent)",
                              data={"job_id": job.id, "attempt": job.attempts})
             else:
-                open_incident(session, job, OUTCOME_UNKNOWN,
-                              "the worker stopped while calling the peer: the call may or may not have "
-                              "happened. Check with the peer before retrying.", now)
+                open_incident(session, job, OUTCOME_UNKNOWN, _unknown_message(session, job), now)
         session.commit()
         return len(stale)
 
@@ -306,6 +364,52 @@ class Worker:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+def ask_peer(session: Session, operations: dict[str, Any], incident_id: int, *, actor: str,
+             now: datetime) -> PeerAnswer:
+    """Ask the peer what became of an 'outcome unknown' incident's call (e.g. SMPP query_sm with the
+    ids it accepted) and note the answer on the case's history; the caller commits."""
+    from .errors import Conflict, NotFound
+
+    incident = session.get(Incident, incident_id)
+    job = None if incident is None else session.get(ConnectorJob, incident.job_id)
+    if incident is None or job is None:
+        raise NotFound(f"incident {incident_id} not found")
+    operation = operations.get(job.operation)
+    if incident.kind != OUTCOME_UNKNOWN or operation is None or operation.query is None:
+        raise Conflict("the peer of this incident cannot be asked")
+    ids = list(session.scalars(select(PeerReference.ref).where(PeerReference.job_id == job.id)
+                               .order_by(PeerReference.id)))
+    answer: PeerAnswer = operation.query(dict(job.params or {}), ids)
+    record_event(session, "peer_query", at=now, instance_id=job.instance_id, actor=actor,
+                 message=answer.summary_zh[:500],
+                 data={"job_id": job.id, "incident_id": incident.id, "has": answer.has})
+    return answer
+
+
+def _late(session: Session, job: ConnectorJob, outcome: Outcome, now: datetime) -> bool:
+    """A call that outlived its lease answered after another worker parked its job as 'outcome
+    unknown' (and nobody retried it since): close that incident — the outcome is known."""
+    if job.status != FAILED or job.attempts != outcome.job.attempt:
+        return False
+    incident = session.scalars(select(Incident).where(
+        Incident.job_id == job.id, Incident.kind == OUTCOME_UNKNOWN, Incident.resolved_at.is_(None))).first()
+    if incident is None:
+        return False
+    incident.resolved_at, incident.resolved_by = now, "kefu"
+    record_event(session, "incident_confirmed", at=now, instance_id=job.instance_id, message=job.operation,
+                 data={"job_id": job.id, "incident_id": incident.id, "late_answer": True})
+    return True
+
+
+def _unknown_message(session: Session, job: ConnectorJob) -> str:
+    ids = list(session.scalars(select(PeerReference.ref).where(PeerReference.job_id == job.id)
+                               .order_by(PeerReference.id)))
+    said = (f"The peer had accepted id(s) {', '.join(ids)[:300]} before the stop." if ids else
+            "The peer had confirmed nothing before the stop.")
+    return ("the worker stopped while calling the peer: the call may or may not have happened. "
+            f"{said} Ask the peer (incident page) before retrying.")
 
 
 def _is_connector_signal(exc: Exception) -> bool:

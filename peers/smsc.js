@@ -7,6 +7,7 @@
 // Options may also come from SMSC_HOST, SMSC_PORT, SMSC_CONTROL_PORT, SMSC_SYSTEM_ID, SMSC_PASSWORD,
 // SMSC_CONFIG. Port 0 picks a free port. When both servers listen it prints one JSON line:
 //   {"smpp_port": 40123, "control_port": 40124}
+// SMPP: binds, submit_sm (with receipts), query_sm (answered from the store), enquire_link, unbind.
 // Control API (JSON over HTTP): GET /messages (reassembled, in order), GET /parts, GET /stats,
 // GET /config, POST /config {...}, POST /reset, POST /mo {from, to, text}, POST /receipt
 // {message_id, stat}, POST /drop (hang up every session now, once what it read is answered).
@@ -46,7 +47,7 @@ function reset() {
   config = JSON.parse(JSON.stringify({...DEFAULTS, ...options.config}));
   counters = {throttle: 0, drop: 0};
   stats = {sessions: 0, binds: 0, bind_failures: 0, submits: 0, accepted: 0, rejected: 0, throttled: 0,
-           drops: 0, max_outstanding: 0, enquire_links: 0, unbinds: 0, receipts_sent: 0, mo_sent: 0, deliver_sm_resp: 0};
+           drops: 0, queries: 0, max_outstanding: 0, enquire_links: 0, unbinds: 0, receipts_sent: 0, mo_sent: 0, deliver_sm_resp: 0};
   parts = [];
   messages = [];
   partial = new Map();        // concatenation key -> {parts: [], received}
@@ -87,6 +88,7 @@ const server = smpp.createServer((session) => {
     session.on(command, (pdu) => bind(session, command, pdu));
   }
   session.on('submit_sm', (pdu) => submit(session, pdu));
+  session.on('query_sm', (pdu) => query(session, pdu));
   session.on('deliver_sm_resp', () => stats.deliver_sm_resp++);
   session.on('enquire_link', (pdu) => {
     stats.enquire_links++;
@@ -151,9 +153,28 @@ function submit(session, pdu) {
   respond(session, pdu.response({message_id: part.message_id}));
   const wanted = pdu.registered_delivery & 0x03;  // 1: any final outcome, 2: failures only
   const stat = config.receipt_stat_by_destination[part.destination] || config.receipt_stat;
+  setTimeout(() => Object.assign(part, {state: stat, final_at: new Date()}), config.receipt_delay_ms);
   if (config.receipts && (wanted === 1 || (wanted === 2 && stat !== 'DELIVRD'))) {
     setTimeout(() => deliver(receiptPdu(part, stat)), config.receipt_delay_ms);
   }
+}
+
+// query_sm: the state of a message this SMSC accepted from that source (the newest with that id),
+// or ESME_RQUERYFAIL when it has none — answered from the same store as /parts.
+function query(session, pdu) {
+  stats.queries++;
+  if (!session.bound || session.bound === 'bind_receiver') {
+    session.send(pdu.response({command_status: smpp.ESME_RINVBNDSTS}));
+    return;
+  }
+  const part = parts.slice().reverse().find((p) => p.message_id === pdu.message_id && p.source === pdu.source_addr);
+  if (!part) {
+    session.send(pdu.response({command_status: smpp.ESME_RQUERYFAIL}));
+    return;
+  }
+  const state = part.state ? (MESSAGE_STATES[part.state] || MESSAGE_STATES.UNKNOWN) : 1;  // 1: ENROUTE
+  session.send(pdu.response({message_id: part.message_id, final_date: part.final_at || '',
+                             message_state: state, error_code: state === 2 || state === 1 ? 0 : 1}));
 }
 
 // Answer a submit_sm, after response_delay_ms if set; tracks how many were awaiting an answer at once.

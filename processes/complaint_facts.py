@@ -25,6 +25,8 @@ so that rates compare like with like):
   answer after the case's limit, or an escalation raised by the scanner (a step still open past
   its due time).
 * **escalations** (升级次数): escalations the scanner raised for the case (each level once).
+* **urges** (催办次数): the case's steps were urged (催办, processes/urging.py) this many times;
+  by department, the urges of the cases with that department.
 * **satisfied / unsatisfied** (满意 / 不满意): the customer's first verdict on the answer (at the
   reply, by SMS, or on the return visit): 满意 and 基本满意 are satisfied. A case reworked after
   不满意 stays unsatisfied (一次满意); "no reply" counts as neither until a verdict is heard.
@@ -51,6 +53,7 @@ from sqlalchemy import (
     case,
     func,
     select,
+    text,
     true,
     update,
 )
@@ -76,7 +79,7 @@ VERDICTS = (*SATISFIED, UNSATISFIED)
 
 DIMENSIONS = ("category", "channel", "department", "city", "day")
 MEASURES = ("received", "closed", "first_reply_in_time", "handled_in_time", "replied", "overdue",
-            "escalations", "satisfied", "unsatisfied")
+            "escalations", "satisfied", "unsatisfied", "urges")
 MAX_DAYS = 366                     # a report covers at most a year
 NONE_KEY = "_none"                 # the drill-down's name for "no value" (e.g. not dispatched)
 
@@ -95,7 +98,10 @@ class ComplaintFact(Base):
     # in (day, key, outcome) order and never touches the table (see ``report_query``).
     __table_args__ = tuple(
         Index(f"ix_complaint_facts_{dim}", "received_day", dim, "outcome", "escalations")
-        for dim in ("category", "channel", "department", "city"))
+        for dim in ("category", "channel", "department", "city")) + (
+        # Urged cases are few: their own partial index keeps the urge count off the main report's path.
+        Index("ix_complaint_facts_urged", "received_day", "urges", "category", "channel", "department", "city",
+              sqlite_where=text("urges > 0"), postgresql_where=text("urges > 0")),)
 
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), primary_key=True,
                                              autoincrement=False)
@@ -114,6 +120,7 @@ class ComplaintFact(Base):
     overdue: Mapped[bool] = mapped_column(default=False)
     escalations: Mapped[int] = mapped_column(default=0)
     satisfaction: Mapped[str | None] = mapped_column(String(16))
+    urges: Mapped[int] = mapped_column(default=0, server_default="0")
     outcome: Mapped[int] = mapped_column(default=0)  # OUTCOME_BITS of the columns above
 
     def settle(self) -> None:
@@ -137,7 +144,7 @@ class ComplaintFactsListener:
         if instance.process_key == PROCESS_KEY:
             session.add(ComplaintFact(instance_id=instance.id, received_at=now, received_day=beijing_day(now),
                                       first_reply_in_time=False, replied=False, handled_in_time=False,
-                                      overdue=False, escalations=0, outcome=0))
+                                      overdue=False, escalations=0, urges=0, outcome=0))
 
     def task_opened(self, session: Session, instance: ProcessInstance, task: HumanTask,
                     properties: dict[str, str], data: dict[str, Any], now: datetime) -> None:
@@ -228,6 +235,15 @@ def count_escalations(session: Session, escalations: Sequence[Escalation], now: 
                                               for i, (n, late) in per_case.items()])
 
 
+_URGE = (update(_facts).where(_facts.c.instance_id == bindparam("b_id"))
+          .values(urges=_facts.c.urges + 1))
+
+
+def count_urge(session: Session, instance_id: int) -> None:
+    """An urge of one of the case's steps (processes/urging.py; other processes match no row)."""
+    session.connection().execute(_URGE, {"b_id": instance_id})
+
+
 # -- the statistics ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Period:
@@ -283,6 +299,15 @@ def report_query(period: Period) -> Select[Any]:
     return select(key.label("key"), *figures).group_by(key).order_by(key)
 
 
+def urges_query(period: Period) -> Select[Any]:
+    """``(key, urges)`` rows: the urges of the period's urged cases, read through the partial
+    index of urged cases (a few rows) rather than summed by the main report over every case."""
+    f = _facts.c
+    key = f.received_day if period.by == "day" else f[period.by]
+    return (select(key.label("key"), func.sum(f.urges).label("urges"))
+            .where(f.received_day.between(period.start, period.end), f.urges > 0).group_by(key))
+
+
 def report(session: Session, period: Period) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """``(items, totals)``: per key its integer counts (key: the code, the day as YYYY-MM-DD, or
     None), and the counts over all keys. Only the session's bind is used: a caller holding a
@@ -292,11 +317,14 @@ def report(session: Session, period: Period) -> tuple[list[dict[str, Any]], dict
     bind = session.get_bind()
     db = bind.engine if isinstance(bind, Connection) else bind
     with db.connect() as connection:
-        rows = connection.execution_options(**{READ_ONLY: True}).execute(report_query(period)).all()
+        reading = connection.execution_options(**{READ_ONLY: True})
+        rows = reading.execute(report_query(period)).all()
+        urges = {row.key: int(row.urges or 0) for row in reading.execute(urges_query(period))}
     items: list[dict[str, Any]] = []
     for row in rows:
         key = row.key.isoformat() if isinstance(row.key, date) else row.key
-        items.append({"key": key, **{m: int(getattr(row, m) or 0) for m in MEASURES}})
+        items.append({"key": key, **{m: int(getattr(row, m) or 0) for m in MEASURES if m != "urges"},
+                      "urges": urges.get(row.key, 0)})
     totals = {m: sum(int(item[m]) for item in items) for m in MEASURES}
     return items, totals
 
@@ -317,7 +345,7 @@ def drill_down(period: Period, key: str | None, measure: str) -> Select[Any]:
     conditions: dict[str, ColumnElement[bool]] = {
         "received": true(), "closed": f.closed_at.is_not(None),
         "first_reply_in_time": f.first_reply_in_time.is_(True), "handled_in_time": f.handled_in_time.is_(True),
-        "replied": f.replied.is_(True), "overdue": f.overdue.is_(True), "escalations": f.escalations > 0,
+        "replied": f.replied.is_(True), "overdue": f.overdue.is_(True), "escalations": f.escalations > 0, "urges": f.urges > 0,
         "satisfied": f.satisfaction.in_(SATISFIED), "unsatisfied": f.satisfaction == UNSATISFIED}
     if measure not in conditions:
         raise ValidationFailed("unknown figure", {"measure": f"one of {', '.join(MEASURES)}"})

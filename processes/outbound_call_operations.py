@@ -24,6 +24,7 @@ from engine.people import User
 from engine.runtime import Engine
 from engine.unit_of_work import Sessions
 
+from .complaint_rules import queue_return_visit
 from .outbound_calls import (
     KINDS,
     OUTCOME_ZH,
@@ -194,6 +195,9 @@ def op_visit_result(params: dict[str, Any], call: JobCall) -> dict[str, Any]:
                          + (f"，{comment}" if comment else ""),
                  data={"satisfaction": satisfaction, "comment": comment, "satisfaction_source": "return_visit",
                        "callback_id": call.instance_id, "callback_reference": reference})
+    # The complaint waits for this result: 不满意 reopens it (processes/complaint_rules.py).
+    queue_return_visit(session, origin, satisfaction=satisfaction, comment=comment,
+                       callback_id=call.instance_id, callback_reference=reference or "", now=call.now)
     return {"recorded": True, "origin_id": origin.id, "satisfaction": satisfaction}
 
 

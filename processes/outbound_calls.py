@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +27,7 @@ from engine.models import HumanTask, ProcessInstance, record_event
 from engine.people import User, members_among
 from engine.runtime import Engine
 from processes.telephony import Call
+from slas import calendar_store
 
 PROCESS_KEY = "outbound_callback"
 KINDS = ("ivr_callback", "complaint_reply", "return_visit")
@@ -72,6 +74,31 @@ class CallingHours:
         day = local.date() if local.time() < self.opens else local.date() + timedelta(days=1)
         opens_at = datetime.combine(day, self.opens, LOCAL_TZ)
         return {"open": False, "opens_at": opens_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class AdjustableHours(CallingHours):
+    """Configured hours that the administrators' stored version (``slas.calendar_store``, kind
+    ``kind``) replaces when there is one: the admin page changes them without a restart."""
+
+    kind: str = "calling_hours"
+
+    def current(self) -> CallingHours:
+        text = calendar_store.current_hours(self.kind)
+        return _parsed_hours(text) if text else self
+
+    def window(self, now: datetime) -> dict[str, Any]:
+        return CallingHours.window(self.current(), now)
+
+    @classmethod
+    def configured(cls, text: str, kind: str) -> AdjustableHours:
+        base = CallingHours.parse(text)
+        return cls(base.opens, base.closes, kind)
+
+
+@lru_cache(maxsize=16)
+def _parsed_hours(text: str) -> CallingHours:
+    return CallingHours.parse(text)
 
 
 def normalize_phone(value: Any) -> str | None:

@@ -77,7 +77,8 @@ DISPATCH_FIELDS = ("company_code", "serial_no", "to_company", "dispatcher_name",
 RECEIPT_FIELDS = ("company_code", "dispatch_company_code", "dispatch_serial_no", "responder_name",
                   "responder_phone", "result", "replied_at")
 INSTANT_FIELDS = frozenset({"first_reply_due", "final_reply_due", "dispatched_at", "replied_at"})
-CATEGORIES = ("billing", "network", "service", "sales", "suggestion", "other")
+CATEGORIES = ("billing", "network", "service", "sales", "suggestion", "other",
+              "installation", "value_added", "appeal")  # the complaint intake form's codes
 LIMITS = {"problem": 4000, "result": 4000}  # others: 120 characters
 
 
@@ -121,6 +122,7 @@ class Partner:
     url: str
     secret: str
     prefixes: tuple[str, ...] = ()
+    national: bool = False  # the national centre (全国中心): escalations go there (processes/national.py)
 
 
 @dataclass
@@ -141,13 +143,21 @@ class Partners:
         if len(segment) < 7:
             return None
         for partner in self.entries.values():
-            if partner.code != self.company and segment in partner.prefixes:
+            if partner.code != self.company and not partner.national and segment in partner.prefixes:
                 return partner
         return None
 
     def answers_for(self, code: str) -> bool:
         """Whether a dispatch addressed to ``code`` is ours to handle."""
         return code == self.company or (self.loopback and code in self.entries)
+
+    def national_centre(self) -> Partner | None:
+        """The partner marked ``"national": true`` (None: national escalation is not configured)."""
+        return next((p for p in self.entries.values() if p.national and p.code != self.company), None)
+
+    def is_national(self, code: str) -> bool:
+        partner = self.entries.get(code)
+        return partner is not None and partner.national
 
     def name_of(self, code: str) -> str:
         partner = self.entries.get(code)
@@ -178,7 +188,8 @@ def _entries(items: Any) -> dict[str, Partner]:
         code = str(item["code"]).strip().upper()
         entries[code] = Partner(code=code, name=str(item.get("name") or code), url=str(item.get("url") or ""),
                                 secret=str(item.get("secret") or ""),
-                                prefixes=tuple(str(p).strip() for p in item.get("prefixes") or ()))
+                                prefixes=tuple(str(p).strip() for p in item.get("prefixes") or ()),
+                                national=item.get("national") is True)
     return entries
 
 
@@ -490,7 +501,8 @@ def receive_receipt(session: Session, partners: Partners, sender: Partner, body:
         row.status = ANSWERED
     if row.acknowledged_at is None:
         row.acknowledged_at = now  # the partner answered, so it had the dispatch
-    _stop_partner_clocks(session, row, now)
+    if not partners.is_national(row.partner):  # a national escalation started no clocks of its own
+        _stop_partner_clocks(session, row, now)
     record_event(session, "roaming_answered", at=now, instance_id=row.instance_id,
                  message=f"电子回单 {row.serial_no} ← {partners.name_of(sender.code)}" + ("（逾期）" if row.late else ""),
                  data={"partner": sender.code, "serial_no": row.serial_no, "late": row.late})
@@ -562,6 +574,10 @@ class Roaming:
             if row.status == ANSWERED and row.job_id is None:
                 return self._queue_receipt(session, row, now)
         elif row.receipt is not None and row.delivered_at is None:
+            if self.partners.is_national(row.partner):
+                from .national import deliver_answer
+
+                return deliver_answer(session, self.partners, row, now)
             return deliver_receipt(session, self.engine, row, now)
         return _follow_job(session, row, now)
 

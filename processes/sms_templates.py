@@ -52,6 +52,11 @@ DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "尊敬的客户，您申请的{{ request_label }}未能办理：{{ reason }}。客服人员将与您联系。【客服中心】",
         {"reference": "BA20261123000001", "request_label": "开通国际漫游", "reason": "账户余额不足"},
     ),
+    "complaint_upgraded": (
+        "越级投诉督办",
+        "【督办】越级投诉工单{{ reference }}（来源：{{ source }}）已受理，时限从严，请督办。",
+        {"reference": "TS20261123000001", "source": "10015投诉监督"},
+    ),
     "escalation": (
         "超时升级提醒",
         "【升级L{{ level }}】工单{{ reference }}「{{ step }}」已超时{{ late }}，处理人：{{ holder }}，请督办。",

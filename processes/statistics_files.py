@@ -17,7 +17,9 @@ from . import file_exchange
 from .complaint_facts import MEASURES, Period, beijing_day, report
 
 KIND = "statistics"
-HEADER = ["category", *MEASURES]
+# The national centre's file keeps its columns: figures added to the report later stay out of it.
+NATIONAL = tuple(m for m in MEASURES if m != "urges")
+HEADER = ["category", *NATIONAL]
 
 
 def file_due_statistics(session: Session, now: datetime) -> list[str]:
@@ -46,8 +48,8 @@ def statistics_csv(session: Session, period: Period) -> str:
     writer.writerow(["period", _period_text(period.start, period.end)])
     writer.writerow(HEADER)
     for item in items:
-        writer.writerow([item["key"] or "", *(item[m] for m in MEASURES)])
-    writer.writerow(["total", *(totals[m] for m in MEASURES)])
+        writer.writerow([item["key"] or "", *(item[m] for m in NATIONAL)])
+    writer.writerow(["total", *(totals[m] for m in NATIONAL)])
     return out.getvalue()
 
 

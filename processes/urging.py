@@ -20,6 +20,8 @@ from engine.errors import Conflict, KefuError, NotFound
 from engine.models import OPEN, HumanTask, record_event
 from engine.people import Group, User
 
+from . import complaint_facts
+
 DEFAULT_GAP = timedelta(minutes=30)
 
 
@@ -63,6 +65,7 @@ def urge(session: Session, task_id: int, actor: User, note: str, now: datetime,
                    notified_id=target.id if target else None)
     session.add(row)
     session.flush()
+    complaint_facts.count_urge(session, task.instance_id)  # the statistics count urges per department
     record_event(session, "task_urged", at=now, instance_id=task.instance_id, task_id=task.id,
                  actor=actor.username, message=f"{task.title}{'：' + row.note if row.note else ''}"[:500],
                  data={"urge": earlier + 1, "notified": target.username if target else None})

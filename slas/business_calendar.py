@@ -39,6 +39,7 @@ __all__ = [
     "CalendarFileError",
     "WorkingDays",
     "YearCalendar",
+    "install_working_days",
     "load_calendar",
     "load_year_file",
 ]
@@ -395,18 +396,30 @@ def _classify(calendar: YearCalendar | None, day: date) -> bool:
 _AROUND_THE_CLOCK = AroundTheClock()
 _working_days_cache: dict[Path, WorkingDays] = {}
 _cache_lock = threading.Lock()
+_installed: WorkingDays | None = None
+
+
+def install_working_days(calendar: WorkingDays | None) -> None:
+    """Use ``calendar`` as the default working-days calendar (the administrators' versions, see
+    ``slas.calendar_store``); None goes back to the shipped files."""
+    global _installed
+    _installed = calendar
 
 
 def load_calendar(name: str, directory: Path | None = None) -> Calendar:
     """The calendar called ``name`` (``"24x7"`` or ``"workdays"``).
 
     The working-days calendar is loaded from ``directory`` (default: the shipped
-    ``slas/calendars``) once and cached per directory; a malformed year file raises
+    ``slas/calendars``, or the calendar installed by :func:`install_working_days`) once and cached
+    per directory; a malformed year file raises
     ``ValueError`` here. An unknown name raises ``ValueError``.
     """
     if name == AroundTheClock.name:
         return _AROUND_THE_CLOCK
     if name == WorkingDays.name:
+        installed = _installed
+        if directory is None and installed is not None:
+            return installed
         key = Path(directory if directory is not None else CALENDARS_DIR).resolve()
         with _cache_lock:
             calendar = _working_days_cache.get(key)

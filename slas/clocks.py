@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, or_, update
 from sqlalchemy.orm import Session
 
+from engine import appends
 from engine.clock import parse_instant
 from engine.models import HumanTask, ProcessInstance, record_event
 
 from .business_calendar import Calendar, load_calendar
 from .models import PAUSED, RUNNING, STOPPED, Escalation, SlaClock, running_clocks
-from .policies import Policy, policy_from_properties
+from .policies import UPGRADED, Policy, policy_from_properties
+from .upgrades import is_upgraded, upgraded_in
 
 
 @lru_cache(maxsize=8)
@@ -61,7 +63,9 @@ def start_clock(session: Session, instance: ProcessInstance, policy: Policy, *, 
                      duration_seconds=duration, paused_seconds=0.0, warn_fraction=policy.warn,
                      escalations=[list(e) for e in policy.escalations], level=0, state=RUNNING)
     refresh(clock)
-    session.add(clock)
+    # Nothing changes a new clock in its step: it is written with the step's other new rows in
+    # one batched insert (engine/appends.py), and is not in the session.
+    appends.append_object(session, clock, task=task)
     if task is not None:
         task.due_at, task.warn_at = clock.due_at, clock.warn_at
     return clock
@@ -80,7 +84,9 @@ class SlaListener:
 
     def task_opened(self, session: Session, instance: ProcessInstance, task: HumanTask,
                     properties: dict[str, str], data: dict[str, Any], now: datetime) -> None:
-        policy = policy_from_properties(properties)
+        # An upgraded complaint's stricter limit, where the step declares one (slas/upgrades.py).
+        upgraded = UPGRADED + "duration" in properties and (upgraded_in(data) or is_upgraded(session, instance.id))
+        policy = policy_from_properties(properties, upgraded=upgraded)
         if policy is None:
             return
         explicit = parse_instant(data.get(policy.due_var)) if policy.due_var else None
@@ -91,10 +97,10 @@ class SlaListener:
 
     def task_closed(self, session: Session, instance: ProcessInstance, task: HumanTask,
                     now: datetime) -> None:
-        _stop(session, SlaClock.task_id == task.id, Escalation.task_id == task.id, now)
+        _stops(session, now).tasks.add(task.id)
 
     def instance_finished(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
-        _stop(session, SlaClock.instance_id == instance.id, Escalation.instance_id == instance.id, now)
+        _stops(session, now).instances.add(instance.id)
 
     def instance_suspended(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
         for clock in running_clocks(session, instance.id):
@@ -118,17 +124,45 @@ class SlaListener:
         clock.state, clock.paused_at, clock.next_check_at = PAUSED, now, None
 
 
-def _stop(session: Session, clocks: Any, escalations: Any, now: datetime) -> None:
-    """Stop the clocks matching ``clocks`` and clear their alerts: set-based, no objects loaded,
-    because this runs on every completed step."""
-    with session.no_autoflush:
-        stopped = session.execute(
-            update(SlaClock).where(clocks, SlaClock.state.in_((RUNNING, PAUSED)))
-            .values(state=STOPPED, stopped_at=now, next_check_at=None)
-            .returning(SlaClock.level).execution_options(synchronize_session=False)).scalars().all()
-    if any(level > 0 for level in stopped):  # only an escalated step has alerts to clear
-        session.execute(update(Escalation).where(escalations, Escalation.cleared_at.is_(None))
-                        .values(cleared_at=now).execution_options(synchronize_session=False))
+class _Stops:
+    """The clocks a step stops (those of the steps it closed, all of a case it finished) and their
+    alerts cleared: set-based, no objects loaded, because this runs on every completed step. It is
+    written with the step's new rows (engine/appends.py), one ``UPDATE`` for the whole step."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session, self.now, self.tasks, self.instances = session, now, set[int](), set[int]()
+
+    def statements(self) -> list[appends.Statement]:
+        if not (self.tasks or self.instances):
+            return []
+        which = (bool(self.tasks), bool(self.instances))
+        params = {"tasks": sorted(self.tasks), "instances": sorted(self.instances), "at": self.now}
+
+        def clear_alerts(result: Any) -> None:
+            if any(level > 0 for level in result.scalars()):  # only an escalated step has alerts
+                self.session.connection().execute(_CLEAR_ALERTS[which], params)
+
+        return [(_STOP_CLOCKS[which], params, clear_alerts)]
+
+
+def _stops(session: Session, now: datetime) -> _Stops:
+    return appends.batch(session, ("kefu.sla.stops", now), lambda: _Stops(session, now))
+
+
+def _matching(table: Any, which: tuple[bool, bool]) -> Any:
+    by_task = table.c.task_id.in_(bindparam("tasks", expanding=True))
+    by_instance = table.c.instance_id.in_(bindparam("instances", expanding=True))
+    return {(True, False): by_task, (False, True): by_instance}.get(which, or_(by_task, by_instance))
+
+
+# Built once per shape (by steps, by cases, both): compiled once, reused by every step.
+_SHAPES = ((True, False), (False, True), (True, True))
+_CLOCKS, _ALERTS = cast(Table, SlaClock.__table__), cast(Table, Escalation.__table__)
+_STOP_CLOCKS = {w: update(_CLOCKS).where(_matching(_CLOCKS, w), _CLOCKS.c.state.in_((RUNNING, PAUSED)))
+                .values(state=STOPPED, stopped_at=bindparam("at"), next_check_at=None)
+                .returning(_CLOCKS.c.level) for w in _SHAPES}
+_CLEAR_ALERTS = {w: update(_ALERTS).where(_matching(_ALERTS, w), _ALERTS.c.cleared_at.is_(None))
+                 .values(cleared_at=bindparam("at")) for w in _SHAPES}
 
 
 def _paused(session: Session, instance_id: int) -> list[SlaClock]:

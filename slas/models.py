@@ -71,6 +71,23 @@ class Escalation(Base):
     due_at: Mapped[datetime]
     raised_at: Mapped[datetime]
     cleared_at: Mapped[datetime | None]
+    # A supervisor's "seen, on it" (slas/alerts.py): the alert stays open until the step is done.
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class UpgradedCase(Base):
+    """An upgraded complaint (越级投诉, slas/upgrades.py): held to the stricter limits, with where
+    it came from and the manager who supervises it."""
+
+    __tablename__ = "upgraded_cases"
+
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(String(500), default="")
+    flagged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    flagged_at: Mapped[datetime]
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
 
 
 def running_clocks(session: Session, instance_id: int) -> list[SlaClock]:

@@ -64,8 +64,14 @@ def parse_escalations(text: str) -> tuple[tuple[float, str], ...]:
     return tuple(chain)
 
 
-def policy_from_properties(props: dict[str, str]) -> Policy | None:
-    """The policy an element declares, or None when it has no ``kefu.sla.duration``."""
+UPGRADED = "kefu.sla.upgraded."  # the stricter variant for upgraded complaints (slas/upgrades.py)
+
+
+def policy_from_properties(props: dict[str, str], upgraded: bool = False) -> Policy | None:
+    """The policy an element declares, or None when it has no ``kefu.sla.duration``. ``upgraded``:
+    the element's ``kefu.sla.upgraded.*`` properties, where it declares them, replace the others."""
+    if upgraded and props.get(UPGRADED + "duration"):
+        props = {**props, **{"kefu.sla." + k[len(UPGRADED):]: v for k, v in props.items() if k.startswith(UPGRADED)}}
     if not props.get("kefu.sla.duration"):
         return None
     calendar = props.get("kefu.sla.calendar", "24x7").strip() or "24x7"
@@ -84,6 +90,7 @@ def check_properties(element_id: str, props: dict[str, str]) -> str | None:
     """Deploy-time check of an element's SLA properties (an engine ``PropertyCheck``)."""
     try:
         policy_from_properties(props)
+        policy_from_properties(props, upgraded=True)
     except ValueError as exc:
         return f"time limit: {exc}"
     return None

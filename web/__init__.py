@@ -14,13 +14,19 @@ from engine import models as _engine_models  # noqa: F401  (registers tables)
 from engine import outbox as _outbox  # noqa: F401  (registers tables)
 from engine.lease import SchedulerLease  # noqa: F401
 from engine.runtime import Engine
+from processes import attachments as _attachments  # noqa: F401  (registers tables)
+from processes import case_facts as _case_facts  # registers tables; its step listener below
 from processes import complaint_facts as _complaint_facts  # registers tables; its step listener below
+from processes import desk_search as _desk_search  # registers tables; its step listener below
 from processes import dunning as _dunning  # noqa: F401  (registers tables)
 from processes import file_exchange as _file_exchange  # noqa: F401  (registers tables)
 from processes import payment_reminders as _payment_reminders  # noqa: F401  (registers tables)
+from processes import reply_templates as _reply_templates  # noqa: F401  (registers tables)
 from processes import roaming as _roaming  # registers tables; its step listener below
+from processes import saved_views as _saved_views  # noqa: F401  (registers tables)
 from processes import sms_templates as _sms_templates  # noqa: F401  (registers tables)
 from processes import telephony as _telephony  # noqa: F401  (registers tables)
+from processes import threshold_alerts as _threshold_alerts  # noqa: F401  (registers tables)
 from slas import models as _sla_models  # noqa: F401
 from slas.clocks import SlaListener
 from slas.policies import check_properties
@@ -63,10 +69,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     registry = build_registry(app)
     app.extensions["kefu_connectors"] = registry
+    from engine.assignment import AutoAssignment  # 系统分配 by the group's rule, after AssigneeFromData
     from processes.outbound_calls import AssigneeFromData
+    from slas.upgrades import UpgradeListener  # 越级投诉 flagged at intake
 
-    app.extensions["kefu_engine"] = Engine(listeners=[AssigneeFromData(), SlaListener(), _roaming.RoamingListener(),
-                                                      _complaint_facts.ComplaintFactsListener()],
+    app.extensions["kefu_engine"] = Engine(listeners=[AssigneeFromData(), AutoAssignment(), SlaListener(),
+                                                      UpgradeListener(), _roaming.RoamingListener(),
+                                                      _complaint_facts.ComplaintFactsListener(),
+                                                      _case_facts.CaseFactsListener(),
+                                                      _desk_search.CaseIndexListener()],
                                            checks=[check_properties],
                                            cache_size=app.config["KEFU_WORKFLOW_CACHE"],
                                            operations=registry.operations,
@@ -74,11 +85,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import (
         admin,
+        admin_calendars,
         admin_people,
         api,
         auth,
         calls,
+        case_tools,
         cases,
+        city,
         cli,
         customers,
         dunning,
@@ -86,8 +100,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         escalations,
         inbox,
         modeler,
+        national,
+        report_alerts,
         reports,
         roaming,
+        search,
+        service_reports,
+        upgraded,
         views_helpers,
     )
 
@@ -97,12 +116,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(escalations.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_people.bp)
+    app.register_blueprint(admin_calendars.bp)
+    app.register_blueprint(city.bp)
+    app.register_blueprint(national.bp)
+    app.register_blueprint(upgraded.bp)
     app.register_blueprint(modeler.bp)
     app.register_blueprint(customers.bp)
     app.register_blueprint(calls.bp)
     app.register_blueprint(dunning.bp)
     app.register_blueprint(roaming.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(report_alerts.bp)
+    app.register_blueprint(service_reports.bp)
+    app.register_blueprint(case_tools.bp)
     api.register(app)  # the REST API (web/api/), exempt from CSRF
     errors.register(app)
     views_helpers.register(app)

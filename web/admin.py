@@ -9,13 +9,14 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from engine import outbox, peer_events
+from engine import outbox, peer_events, worker
 from engine.clock import utcnow
 from engine.errors import KefuError
 from engine.models import ProcessInstance
 from processes import file_exchange
 from processes.sms_templates import DEFAULTS, SmsTemplate, check_template
 
+from . import views_helpers
 from .access import permission_required
 from .extensions import db
 
@@ -26,7 +27,53 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @permission_required("administer")
 def incidents():
     rows = outbox.open_incidents(db.session)
-    return render_template("admin_incidents.html", incidents=rows, cases=_cases(r.instance_id for r in rows))
+    operations = views_helpers.engine().operations
+    askable = {r.id for r in rows if r.kind == outbox.OUTCOME_UNKNOWN
+               and getattr(operations.get(r.operation), "query", None) is not None}
+    accepted: dict[int, list[str]] = {}
+    for ref in db.session.scalars(select(peer_events.PeerReference).where(
+            peer_events.PeerReference.job_id.in_([r.job_id for r in rows] or [-1])).order_by(peer_events.PeerReference.id)):
+        accepted.setdefault(ref.job_id, []).append(ref.ref)
+    return render_template("admin_incidents.html", incidents=rows, cases=_cases(r.instance_id for r in rows),
+                           askable=askable, accepted=accepted)
+
+
+@bp.post("/incidents/<int:incident_id>/ask")
+@permission_required("administer")
+def ask_peer(incident_id: int):
+    """Ask the peer what became of a call whose outcome is unknown (SMPP query_sm for texts)."""
+    try:
+        answer = worker.ask_peer(db.session, views_helpers.engine().operations, incident_id,
+                                 actor=current_user.username, now=utcnow())
+        db.session.commit()
+        flash(_("Incident %(id)s: %(answer)s", id=incident_id, answer=answer.summary_zh),
+              "ok" if answer.has is not None else "error")
+    except KefuError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("admin.incidents"))
+
+
+@bp.post("/incidents/<int:incident_id>/confirm")
+@permission_required("administer")
+def confirm(incident_id: int):
+    """Close an 'outcome unknown' incident as done — only when the peer confirms it has the call."""
+    try:
+        now = utcnow()
+        answer = worker.ask_peer(db.session, views_helpers.engine().operations, incident_id,
+                                 actor=current_user.username, now=now)
+        if answer.has is not True:
+            db.session.commit()  # the question stays on the case's history
+            flash(_("Not confirmed: %(answer)s", answer=answer.summary_zh), "error")
+        else:
+            outbox.confirm_incident(db.session, incident_id, actor=current_user.username, now=now,
+                                    result=answer.result)
+            db.session.commit()
+            flash(_("Confirmed as done; the case continues without calling the peer again."), "ok")
+    except KefuError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("admin.incidents"))
 
 
 @bp.post("/incidents/<int:incident_id>/retry")

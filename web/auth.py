@@ -21,7 +21,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from engine import sign_in
 from engine.clock import utcnow
-from engine.people import User, user_by_name
+from engine.people import User, load_user, user_by_name
 
 from .extensions import db, login_manager
 
@@ -30,7 +30,7 @@ bp = Blueprint("auth", __name__)
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    user = load_user(db.session, int(user_id)) if user_id.isdigit() else None
     return user if user is not None and user.active else None
 
 
@@ -78,7 +78,7 @@ def user_from_token(token: str) -> User | None:
     except (BadSignature, SignatureExpired):
         return None
     uid = payload.get("uid") if isinstance(payload, dict) else None
-    user = db.session.get(User, uid) if isinstance(uid, int) else None
+    user = load_user(db.session, uid) if isinstance(uid, int) else None
     if user is None or not user.active or payload.get("v") != (user.token_version or 1):
         return None
     return user

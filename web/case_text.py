@@ -23,7 +23,8 @@ RESULT_LABELS = {
     "billing_reason": _l("Billing's reason"),
 }
 RESULT_CHOICES = {
-    "satisfaction_source": {"sms": _l("SMS reply"), "phone": _l("Phone"), "visit": _l("Return visit")},
+    "satisfaction_source": {"sms": _l("SMS reply"), "phone": _l("Phone"), "visit": _l("Return visit"),
+                            "return_visit": _l("Return visit")},
 }
 _HEADLINES = {
     "started": _l("Recorded"), "task_opened": _l("Step opened"), "task_completed": _l("Step done"),
@@ -37,8 +38,16 @@ _HEADLINES = {
     "dunning_round_opened": _l("Dunning round opened"), "task_urged": _l("Urged (催办)"),
     "roaming_transferred": _l("Transferred to the home province"),
     "roaming_origin": _l("Transferred from a complaint"),
+    "internal_note": _l("Internal note (not for the customer)"), "attachment_added": _l("File attached"),
+    "escalation_acknowledged": _l("Alert acknowledged by a supervisor"),
+    "transferred_to_city": _l("Transferred to the city's remote seat"),
+    "national_escalated": _l("Escalated to the national center"),
+    "national_answered": _l("Answer from the national center"),
+    "task_auto_assigned": _l("Assigned by the system"),
+    "upgraded": _l("Upgraded complaint"),
 }
-_MESSAGES = {"sms_reply": _l("The customer replied by SMS"), "dunning_paid": _l("Payment received")}
+_MESSAGES = {"sms_reply": _l("The customer replied by SMS"), "dunning_paid": _l("Payment received"),
+             "return_visit": _l("The return visit's result came back")}
 _PEER_STATES = {
     "delivered": _l("SMS delivered to the handset"), "undeliverable": _l("SMS could not be delivered"),
     "expired": _l("SMS expired before delivery"), "rejected": _l("SMS rejected by the network"),
@@ -77,8 +86,17 @@ def event_sentence(event: AuditEvent) -> Sentence:
         what, _sep, reason = message.partition(": ")
         return Sentence(_("%(what)s failed: an administrator is looking into it", what=_operation(what)),
                         reason_in_words(reason))
+    if kind == "escalated" and event.data:  # the scanner's message is "L1 → leader: <step>"
+        target = _("the group leader") if event.data.get("target") == "leader" else _("the managers")
+        return Sentence(str(_HEADLINES[kind]), _("level %(level)s, %(target)s alerted: %(step)s",
+                                                  level=event.data.get("level", ""), target=target,
+                                                  step=message.partition(": ")[2] or message))
     if kind == "message_received":
         return Sentence(str(_MESSAGES.get(message, _l("A message reached the case"))), "")
+    if kind == "incident_confirmed":
+        return Sentence(_("%(what)s: confirmed by an administrator with the other system", what=_operation(message)), "")
+    if kind == "peer_query":  # the message is the connector's answer, in Chinese
+        return Sentence(_("An administrator asked the other system about a call"), message)
     peer, _sep, state = kind.partition("_")
     if peer == "smpp" and state:
         words = _PEER_STATES.get(state)

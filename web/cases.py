@@ -3,15 +3,16 @@ and pausing a case that waits on the customer (挂起)."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine import definitions, migration
+from engine.access import visible_cases
 from engine.clock import utcnow
 from engine.errors import Conflict, ValidationFailed
 from engine.models import (
@@ -26,14 +27,19 @@ from processes import roaming, urging
 from processes.telephony import Call, CallCase
 from slas.models import Escalation, clocks_of_instance
 
+from . import desk_filters
 from .access import permission_required
 from .errors import localized_fields, page_message
 from .extensions import db
-from .schema_forms import LOCAL, coerce, field_catalog, fields_of
+from .inbox_bulk import case_choices, case_facts, my_views
+from .request_limits import db_int
+from .schema_forms import coerce, field_catalog, fields_of
+from .search import open_steps
 from .views_helpers import engine, locale
 
 bp = Blueprint("cases", __name__)
 HISTORY_LIMIT = 20
+CASES_PAGE = 50
 # History events that link this case to another, shown at the top of the case page: a complaint
 # transferred to the home province and the transfer case it started (processes/roaming.py).
 LINKED_KINDS = (roaming.TRANSFERRED, roaming.TRANSFERRED_FROM)
@@ -229,27 +235,31 @@ def resume(instance_id: int):
 @bp.get("/cases")
 @permission_required("manage_cases")
 def index():
+    """The case list: the filters of web/desk_filters.py plus status, number and overdue,
+    sorted and paginated in SQL."""
     args = request.args
-    query = select(ProcessInstance).order_by(ProcessInstance.id.desc())
-    if args.get("process"):
-        query = query.where(ProcessInstance.process_key == args["process"])
+    now = utcnow()
+    filters = desk_filters.parse(args, default_sort="created")
+    query = desk_filters.filter_cases(select(ProcessInstance), filters, now)
+    query = query.where(visible_cases(db.session, current_user))  # a city leader: the city's cases
     if args.get("status"):
         query = query.where(ProcessInstance.status == args["status"])
     if args.get("phone"):
         query = query.where(ProcessInstance.customer_phone == args["phone"].strip())
-    for name, op in (("from", "ge"), ("to", "lt")):
-        day = _parse_day(args.get(name), end=(name == "to"))
-        if day is not None:
-            query = query.where(getattr(ProcessInstance.created_at, f"__{op}__")(day))
     if args.get("overdue"):
         overdue_ids = select(HumanTask.instance_id).where(HumanTask.status == "open",
-                                                          HumanTask.due_at < utcnow())
+                                                          HumanTask.due_at < now)
         query = query.where(ProcessInstance.id.in_(overdue_ids))
     figure = _report_figure(args)
     if figure is not None:
         query = query.where(ProcessInstance.id.in_(figure.pop("ids")))
-    rows = list(db.session.scalars(query.limit(200)))
-    return render_template("cases.html", cases=rows, args=args, figure=figure,
+    page = max(1, args.get("page", 1, type=db_int))
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = list(db.session.scalars(query.limit(CASES_PAGE).offset((page - 1) * CASES_PAGE)))
+    return render_template("cases.html", cases=rows, args=args, figure=figure, filters=filters, total=total,
+                           page=page, pages=max(1, -(-total // CASES_PAGE)), steps=open_steps(rows),
+                           facts=case_facts([c.id for c in rows]), choices=case_choices(),
+                           views=my_views("cases"), query=request.query_string.decode("utf-8", "replace"),
                            processes=definitions.latest_versions(db.session))
 
 
@@ -258,6 +268,10 @@ def _report_figure(args: Any) -> dict[str, Any] | None:
     with the report's ``from``/``to``; web/reports.py links here): its ids query and its words."""
     if not args.get("measure"):
         return None
+    if args.get("report"):  # the other services' statistics (web/service_reports.py)
+        from .service_reports import figure
+
+        return figure(args)
     from processes import complaint_facts
 
     from .reports import DIMENSION_TITLES, MEASURE_TITLES, label_of, labels
@@ -272,18 +286,3 @@ def _report_figure(args: Any) -> dict[str, Any] | None:
              if key else "")
     return {"ids": ids, "measure": MEASURE_TITLES[args["measure"]], "where": where,
             "start": period.start, "end": period.end}
-
-
-def _parse_day(value: str | None, end: bool) -> datetime | None:
-    if not value:
-        return None
-    try:
-        day = datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        return None
-    moment = datetime.combine(day, time.min, LOCAL)
-    if end:
-        from datetime import timedelta
-
-        moment += timedelta(days=1)
-    return moment

@@ -1,4 +1,4 @@
-"""``flask --app wsgi kefu …`` commands: init, demo, tick, serve."""
+"""``flask --app wsgi kefu …`` commands: init, demo, create-admin, tick, worker, scheduler, serve."""
 
 from __future__ import annotations
 
@@ -76,6 +76,42 @@ def create_admin(username: str | None, name: str | None, password: str | None) -
     click.echo(f"administrator '{username}' created")
 
 
+def _tick_once(app: Flask) -> None:
+    import os
+    import socket
+
+    from engine import lease
+    from processes.tick import tick
+
+    from .scheduler import LEASE, tick_settings
+
+    now = utcnow()
+    holder = f"{socket.gethostname()}:{os.getpid()}:once"
+    if not lease.acquire(db.session, LEASE, holder, now, ttl_seconds=30):
+        click.echo("another scheduler holds the lease; nothing done")
+        return
+    report = tick(db.session, _engine(), now, **tick_settings(app))
+    lease.record_tick(db.session, LEASE, now)
+    lease.release(db.session, LEASE, holder)  # commits the tick as well
+    for line in report.lines():
+        click.echo(line)
+
+
+def _run_scheduler(app: Flask) -> None:
+    import signal
+    import threading
+
+    from .scheduler import start_scheduler
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    scheduler = start_scheduler(app)
+    click.echo(f"Kefu scheduler: a tick every {app.config['KEFU_TICK_SECONDS']:g} s (SIGTERM stops)")
+    stop.wait()
+    scheduler.shutdown(wait=True)  # a running tick finishes; the lease then expires by itself
+
+
 def register(app: Flask) -> None:
     @app.cli.group("kefu")
     def kefu() -> None:
@@ -95,6 +131,14 @@ def register(app: Flask) -> None:
         initialize()
         loaded = load_demo(db.session, _engine(), utcnow())
         click.echo("demo data loaded" if loaded else "demo data already present")
+
+    @kefu.command("reindex-cases")
+    def reindex_cases_command() -> None:
+        """Write the desk's search row (name, words, priority, VIP) of cases recorded before it existed."""
+        from processes.desk_search import backfill
+
+        count = backfill(db.session, lambda instance: _engine().workflow_data(db.session, instance))
+        click.echo(f"{count} cases indexed for the desk's search")
 
     @kefu.command("create-admin")
     @click.option("--username", default=None, help="default: asked (admin)")
@@ -138,6 +182,24 @@ def register(app: Flask) -> None:
                 break
             time.sleep(interval)
         app.extensions["kefu_connectors"].close()
+
+    @kefu.command("scheduler")
+    @click.option("--once", is_flag=True, help="one tick, if this process gets the lease, and exit")
+    def scheduler_command(once: bool) -> None:
+        """Tick every KEFU_TICK_SECONDS until stopped (SIGTERM or Ctrl-C): the production scheduler.
+
+        Timers, SLA scan, due connector jobs; several may run, the database lease lets one act."""
+        from .connectors_setup import start_links
+
+        app = current_app._get_current_object()
+        start_links(app)
+        try:
+            if once:
+                _tick_once(app)
+            else:
+                _run_scheduler(app)
+        finally:
+            app.extensions["kefu_connectors"].close()
 
     @kefu.command("serve")
     @click.option("--port", type=int, default=None, help="default: KEFU_PORT or 5000")

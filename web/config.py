@@ -22,6 +22,16 @@ def _secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def _sized_pool(options: dict) -> dict:
+    """KEFU_DB_POOL: database connections per process (a server database; SQLite needs no pool).
+    Each process of the production server has its own pool, so that processes × pool stays under
+    the server's max_connections, and a few connections per core keep the database busiest."""
+    size = os.environ.get("KEFU_DB_POOL")
+    if size and "pool_size" in options:
+        options = {**options, "pool_size": int(size), "max_overflow": 0}
+    return options
+
+
 def from_environment() -> dict:
     """Flask config built from ``KEFU_*`` variables."""
     data_dir = Path(os.environ.get("KEFU_DATA_DIR", PROJECT_ROOT / "instance")).resolve()
@@ -59,13 +69,17 @@ def from_environment() -> dict:
         "KEFU_JOB_THREADS": int(os.environ.get("KEFU_JOB_THREADS", "16")),
         # A step may be urged (催办) again only after this many minutes.
         "KEFU_URGE_MINUTES": int(os.environ.get("KEFU_URGE_MINUTES", "30")),
+        # How often the inbox reloads its rows in the browser (web/static/inbox.js).
+        "KEFU_INBOX_REFRESH_SECONDS": max(2, int(os.environ.get("KEFU_INBOX_REFRESH_SECONDS", "15"))),
+        # Attachments on cases (web/case_tools.py): stored in the data dir, at most this many MB each.
+        "KEFU_ATTACHMENT_MB": int(os.environ.get("KEFU_ATTACHMENT_MB", "10")),
         # Roaming complaint transfer: this deployment's company code and the partners' JSON file
         # (unset: the shipped number-segment table, every partner looped back to this server).
         "KEFU_COMPANY_CODE": os.environ.get("KEFU_COMPANY_CODE", "YN").strip().upper() or "YN",
         "KEFU_PARTNERS": os.environ.get("KEFU_PARTNERS", ""),
         "SECRET_KEY": _secret_key(data_dir),
         "SQLALCHEMY_DATABASE_URI": url,
-        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
+        "SQLALCHEMY_ENGINE_OPTIONS": _sized_pool(engine_options(url)),
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",

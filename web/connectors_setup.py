@@ -44,8 +44,12 @@ class LazySms:
                 self._client = client
             return self._client
 
-    def submit(self, to: str, text: str, source: str | None = None, tag: str | None = None) -> Any:
-        return self.client().submit(to, text, source=source, tag=tag)
+    def submit(self, to: str, text: str, source: str | None = None, tag: str | None = None,
+               on_accepted: Any = None) -> Any:
+        return self.client().submit(to, text, source=source, tag=tag, on_accepted=on_accepted)
+
+    def query(self, message_id: str, source: str | None = None) -> Any:
+        return self.client().query(message_id, source=source)
 
     def start(self) -> None:
         try:
@@ -114,11 +118,15 @@ def build_registry(app: Flask) -> Registry:
     _add_pbx(app, registry, starters)
     _add_ftp(app, registry)
     from processes.outbound_call_operations import operations as product_operations
-    from processes.outbound_calls import CallingHours
+    from processes.outbound_calls import AdjustableHours
 
-    hours = CallingHours.parse(str(app.config.get("KEFU_CALLBACK_HOURS") or "08:00-21:00"))
+    hours = AdjustableHours.configured(str(app.config.get("KEFU_CALLBACK_HOURS") or "08:00-21:00"),
+                                       "calling_hours")
     registry.add(product_operations(hours, app.extensions.get("kefu_billing"), app_sessions(app),
                                     lambda: app.extensions["kefu_engine"]))
+    from processes.complaint_rules import operations as complaint_operations
+
+    registry.add(complaint_operations(app_sessions(app), lambda: app.extensions["kefu_engine"]))
     from processes.dunning import Dunning
     from processes.dunning import operations as dunning_operations
 
@@ -138,9 +146,10 @@ def build_registry(app: Flask) -> Registry:
 def _dunning_settings(app: Flask) -> Any:
     """The dunning settings (KEFU_DUNNING_HOURS, KEFU_DUNNING_DAY, KEFU_DUNNING_RECALL_DAYS)."""
     from processes.dunning import DunningSettings
-    from processes.outbound_calls import CallingHours
+    from processes.outbound_calls import AdjustableHours
 
-    return DunningSettings(hours=CallingHours.parse(str(app.config.get("KEFU_DUNNING_HOURS") or "09:00-20:00")),
+    return DunningSettings(hours=AdjustableHours.configured(str(app.config.get("KEFU_DUNNING_HOURS") or "09:00-20:00"),
+                                                            "dunning_hours"),
                            day=max(1, min(28, int(app.config.get("KEFU_DUNNING_DAY") or 5))),
                            recall_days=max(1, int(app.config.get("KEFU_DUNNING_RECALL_DAYS") or 7)))
 

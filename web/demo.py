@@ -25,6 +25,9 @@ GROUPS = [  # code, name, English name
     ("sales", "营业部", "Sales department"),
     ("dunning", "催费组", "Dunning"),
 ]
+# City centres (地市中心): code, name, English name, city — their agents are the remote seats
+# (远程坐席) that complaints needing local service are transferred to.
+CITY_GROUPS = [("hz_city", "杭州地市中心", "Hangzhou city center", "杭州")]
 
 USERS = [  # username, name, roles, groups, leads, phone, extension
     ("agent1", "坐席一 王芳", "agent", ["intake"], [], "13800138101", "8001"),
@@ -37,6 +40,8 @@ USERS = [  # username, name, roles, groups, leads, phone, extension
     ("billlead1", "计费部主管 吴刚", "handler,leader", ["billing"], ["billing"], "13800138107", None),
     ("sales1", "营业部 郑丽", "handler,leader", ["sales"], ["sales"], "13800138108", None),
     ("dun1", "催费组 何静", "agent,leader", ["dunning"], ["dunning"], "13800138110", "8003"),
+    ("hzseat1", "杭州远程坐席 钱多", "agent", ["hz_city"], [], "13800138111", "8004"),
+    ("hzlead1", "杭州地市中心主管 冯博", "agent,leader", ["hz_city"], ["hz_city"], "13800138112", None),
     ("manager1", "中心经理 陈刚", "manager", [], [], "13800138109", None),
     ("analyst1", "流程分析师 林芳", "analyst", [], [], None, None),
     ("admin", "系统管理员", "admin", [], [], None, None),
@@ -51,6 +56,10 @@ def ensure_groups(session: Session) -> dict[str, Group]:
     for code, name, name_en in GROUPS:
         if code not in groups:
             groups[code] = Group(code=code, name=name, name_en=name_en)
+            session.add(groups[code])
+    for code, name, name_en, city in CITY_GROUPS:
+        if code not in groups:
+            groups[code] = Group(code=code, name=name, name_en=name_en, level="city", city=city)
             session.add(groups[code])
     session.flush()
     return groups

@@ -45,6 +45,10 @@ FIELD_MESSAGES = {
                               "the complaint cannot be transferred to a home province."),
     "received_from_partner": _l("This complaint was transferred here by another province: "
                                 "it cannot be transferred again."),
+    # the dispatch's department deadlines (processes/complaint_rules.py, complaint.check_dispatch)
+    "deadline_past": _l("This deadline is already past: give a time still ahead."),
+    "deadline_order": _l("The first-reply deadline must not be later than the final-reply deadline."),
+    "same_department": _l("The work order is already with this department: choose another one."),
 }
 
 
@@ -86,6 +90,8 @@ REASONS = {
     "the assignee is not in the task's group": _l("The chosen person is not in the task's group."),
     "the case changed since the preview; preview again": _l("The case changed since the preview; preview again."),
     "this step was urged less than 30 minutes ago": _l("This step was urged a short while ago; urge it again later."),
+    "this alert is already cleared": _l("This alert is already cleared: its step is done."),
+    "this alert concerns the whole case, not one step": _l("This alert concerns the whole case, not one step."),
 }
 
 

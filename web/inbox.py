@@ -9,13 +9,17 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from engine import definitions
 from engine.access import allowed
+from engine.assignment import auto_assigned_to
 from engine.clock import utcnow
 from engine.errors import Conflict, PeerUnavailable, ValidationFailed
 from engine.models import HumanTask, inbox_query, instance_events
 from engine.people import Group, User
 from processes import urging
 
+from . import desk_filters
+from . import inbox_bulk as bulk
 from .errors import localized_fields, page_message
 from .extensions import db
 from .request_limits import db_int
@@ -37,15 +41,60 @@ def home():
 @bp.get("/inbox")
 @login_required
 def tasks():
+    view = _inbox_rows_view()
+    led = bulk.led_groups(current_user)
+    return render_template("inbox.html", **view, led_members=bulk.members_of(led),
+                           choices=bulk.inbox_choices(current_user), views=bulk.my_views("inbox"),
+                           processes=definitions.latest_versions(db.session))
+
+
+@bp.get("/inbox/rows")
+@login_required
+def rows():
+    """The inbox's rows alone, for the page's self-refresh (web/static/inbox.js)."""
+    view = _inbox_rows_view()
+    response = current_app.make_response(render_template("_inbox_rows.html", **view))
+    response.headers["X-Kefu-Total"] = str(view["total"])
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _inbox_rows_view() -> dict[str, Any]:
+    """One page of the steps the query string asks for (scope, filters, sort) and their facts."""
     scope = request.args.get("scope", "mine")
     scope = scope if scope in ("mine", "group") else "mine"
     page = max(1, request.args.get("page", 1, type=db_int))
-    query = inbox_query(current_user.id, current_user.group_ids, scope)
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    now = utcnow()
+    filters = desk_filters.parse(request.args)
+    query = desk_filters.filter_tasks(inbox_query(current_user.id, current_user.group_ids, scope), filters, now)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     rows = list(db.session.scalars(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
-    return render_template("inbox.html", tasks=rows, scope=scope, page=page, total=total,
-                           pages=max(1, -(-total // PAGE_SIZE)), names=_people_and_groups(rows),
-                           urges=urging.urge_counts(db.session, [t.id for t in rows]))
+    return {"tasks": rows, "scope": scope, "page": page, "total": total, "now": now, "filters": filters,
+            "pages": max(1, -(-total // PAGE_SIZE)), "names": _people_and_groups(rows),
+            "urges": urging.urge_counts(db.session, [t.id for t in rows]),
+            "auto": auto_assigned_to(db.session, [t.id for t in rows]),  # 系统分配 (engine/assignment.py)
+            "facts": bulk.case_facts([t.instance_id for t in rows]),
+            "query": request.query_string.decode("utf-8", "replace"), "countdown": desk_filters.countdown}
+
+
+@bp.post("/inbox/bulk")
+@login_required
+def bulk_action():
+    """Claim or assign the ticked steps; each refusal is shown with its case and reason."""
+    action = request.form.get("action", "claim")
+    ids = [i for i in (request.form.getlist("task_id", type=db_int)) if i > 0]
+    back = bulk.back_url(request.form.get("back"), url_for("inbox.tasks", scope="group"))
+    if action not in ("claim", "assign") or not ids:
+        flash(_("Tick the steps first."), "error")
+        return redirect(back)
+    done, refused = bulk.run(action, ids, request.form.get("assignee_id", type=db_int))
+    if done:
+        flash(_("%(n)s steps claimed.", n=done) if action == "claim" else _("%(n)s steps assigned.", n=done),
+              "success")
+    for row in refused:
+        flash(_("%(case)s %(step)s: %(reason)s", case=row.reference, step=row.title, reason=row.reason)
+              if row.reference else row.reason, "error")
+    return redirect(back)
 
 
 def _people_and_groups(rows: list[HumanTask]) -> dict[str, dict[int, str]]:

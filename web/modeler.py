@@ -51,6 +51,17 @@ def templates() -> list[dict[str, str]]:
     return found
 
 
+def _summary(summary: str | None) -> str:
+    """A deployment's note; the bundled diagrams' own note (engine.runtime) in words."""
+    if summary and summary.startswith("bundled "):
+        return _("Shipped with Kefu: %(file)s", file=summary[len("bundled "):])
+    return summary or ""
+
+
+def _deployer(name: str | None) -> str:
+    return _("the system") if name in (None, "", "system") else name
+
+
 @bp.get("/modeler")
 @permission_required("deploy_process")
 def page():
@@ -59,8 +70,8 @@ def page():
     processes: dict[str, dict[str, Any]] = {}
     for d in versions:
         entry = processes.setdefault(d.key, {"key": d.key, "name": d.name, "versions": []})
-        entry["versions"].append({"version": d.version, "deployed_by": d.deployed_by or "",
-                                  "deployed_at": localtime(d.deployed_at), "summary": d.summary})
+        entry["versions"].append({"version": d.version, "deployed_by": _deployer(d.deployed_by),
+                                  "deployed_at": localtime(d.deployed_at), "summary": _summary(d.summary)})
     latest = {key: p["versions"][0]["version"] for key, p in processes.items()}
     operations = getattr(engine(), "operations", None) or {}
     data = {

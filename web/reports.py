@@ -34,7 +34,7 @@ DIMENSION_TITLES = {"category": "投诉类别", "channel": "受理渠道", "depa
                     "day": "日期"}
 MEASURE_TITLES = {"received": "受理量", "closed": "办结量", "first_reply_in_time": "首次答复及时",
                   "handled_in_time": "处理及时", "replied": "已回复客户", "overdue": "超时",
-                  "escalations": "升级次数", "satisfied": "满意", "unsatisfied": "不满意"}
+                  "escalations": "升级次数", "satisfied": "满意", "unsatisfied": "不满意", "urges": "催办次数"}
 NONE_LABELS = {"category": "未分类", "channel": "未知渠道", "department": "未派单（即时答复或待派单）",
                "city": "地市未知", "day": "—"}
 # Rates: (title, numerator, denominator)

@@ -46,6 +46,7 @@ OTHER_STATE = {
     (roaming.IN, roaming.FAILED): _l("Has not received our receipt"),
 }
 DIRECTIONS = {roaming.OUT: _l("Sent to the home province"), roaming.IN: _l("Received from the visited province")}
+NATIONAL = _l("Escalated to the national center")
 
 
 def add_roaming(app: Flask, registry: Registry) -> None:
@@ -82,7 +83,8 @@ def case_view(instance_id: int, partners: roaming.Partners) -> dict[str, Any] | 
     if row is None:
         return None
     key = (row.direction, row.status)
-    return {"row": row, "direction": DIRECTIONS[row.direction], "partner": partners.name_of(row.partner),
+    national = row.direction == roaming.OUT and partners.is_national(row.partner)
+    return {"row": row, "direction": NATIONAL if national else DIRECTIONS[row.direction], "partner": partners.name_of(row.partner),
             "ours": OUR_STATE.get(key, row.status), "theirs": OTHER_STATE.get(key, row.status),
             "receipt": row.receipt or {}}
 

@@ -29,6 +29,8 @@ class Field:
     description: str = ""
     max_length: int | None = None
     error: str | None = None
+    # (choice, what to ask the customer when it is chosen): ``x-prompts`` (陈述要素), shown by kefu.js
+    prompts: list[tuple[str, str]] = field(default_factory=list)
 
 
 def label_of(node: dict[str, Any], locale: str, fallback: str = "") -> str:
@@ -70,12 +72,22 @@ def fields_of(schema: dict[str, Any], values: dict[str, Any], errors: dict[str, 
         if kind == "datetime" and isinstance(value, str) and value:
             value = _to_local_input(value)
         description = node.get("x-description-en") if locale.startswith("en") else None
+        choices = offered(node, choices_of(node, locale), context)
         out.append(Field(name=name, label=label_of(node, locale, name), kind=kind,
-                         required=name in required, value=value,
-                         choices=offered(node, choices_of(node, locale), context),
+                         required=name in required, value=value, choices=choices,
                          description=str(description or node.get("description") or ""),
-                         max_length=node.get("maxLength"), error=errors.get(name)))
+                         max_length=node.get("maxLength"), error=errors.get(name),
+                         prompts=prompts_of(node, choices, locale)))
     return out
+
+
+def prompts_of(node: dict[str, Any], choices: list[tuple[str, str]], locale: str) -> list[tuple[str, str]]:
+    """Per choice, the facts the agent must ask (``"x-prompts": {"billing": "号码、账期…"}``;
+    ``x-prompts-en`` in English), for the choices offered."""
+    prompts = node.get("x-prompts-en") if locale.startswith("en") and node.get("x-prompts-en") else node.get("x-prompts")
+    if not isinstance(prompts, dict):
+        return []
+    return [(value, str(prompts[value])) for value, _label in choices if prompts.get(value)]
 
 
 def _kind(node: dict[str, Any]) -> str:

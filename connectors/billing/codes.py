@@ -119,7 +119,7 @@ ORDER_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "suspend": ((), ("mode", "reason")),
     "resume": ((), ()),
     "report_loss": ((), ("contact_phone",)),
-    "change_password": ((), ("new_password", "new_password_hash")),
+    "change_password": ((), ("new_password", "new_password_hash", "new_password_ref")),
     "change_bill_address": (("bill_address",), ("postcode",)),
     "set_family_numbers": (("numbers",), ()),
 }
@@ -192,7 +192,15 @@ def validate_order(request_type: str, params: dict[str, Any] | None) -> dict[str
     return out
 
 
+HANDOVER = re.compile(r"^pw-[0-9a-f]{32}$", re.ASCII)
+
+
 def _new_password(params: dict[str, Any]) -> dict[str, str]:
+    if params.get("new_password_ref"):  # a sealed hand-over (see BillingGateway.seal_password)
+        ref = str(params["new_password_ref"])
+        if not HANDOVER.match(ref):
+            raise PermanentError("新密码交接凭据格式不正确")
+        return {"new_password_ref": ref}
     if params.get("new_password_hash"):
         hashed = str(params["new_password_hash"])
         if not hashed.startswith(HASH_PREFIX) or hashed.count("$") != 5:

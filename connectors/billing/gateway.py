@@ -28,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     case,
     create_engine,
+    delete,
     event,
     exists,
     func,
@@ -54,6 +55,7 @@ from .schema import (
     customers,
     meta,
     metadata,
+    password_handover,
     payments,
     service_orders,
     subscriptions,
@@ -499,6 +501,20 @@ class BillingGateway:
         return result
 
     # -- service orders and change requests -----------------------------------------------------------
+    def seal_password(self, password: str, now: datetime | None = None) -> str:
+        """Hash a new service password into a single-use hand-over row and return its token: the
+        order names the token, so neither the password nor its hash is in Kefu's case data, events
+        or job parameters. ``submit_order`` moves the hash into the order's row and deletes the
+        hand-over in one transaction; rows a step never used are removed after a day."""
+        checked = codes.validate_order("change_password", {"new_password": password})
+        token = "pw-" + secrets.token_hex(16)
+        now = utc(now) or datetime.now(UTC)
+        with self.connect(write=True) as conn:
+            conn.execute(delete(password_handover).where(password_handover.c.created_at < now - timedelta(days=1)))
+            conn.execute(insert(password_handover).values(
+                token=token, password_hash=hash_password(checked["new_password"]), created_at=now))
+        return token
+
     def submit_order(self, key: str, phone: str, request_type: str, params: dict[str, Any] | None = None,
                      requested_at: datetime | None = None, requested_by: str | None = None) -> dict[str, Any]:
         """Write a service order for billing, once per ``key``: a second call with the same key
@@ -513,7 +529,9 @@ class BillingGateway:
         phone = codes.check_number(phone)
         values = {"phone": phone, "request_type": request_type,
                   "params": json.dumps(checked, ensure_ascii=False, sort_keys=True)}
-        return self._submit(service_orders, key, values, requested_at, requested_by)
+        handover = checked.get("new_password_ref")
+        return self._submit(service_orders, key, values, requested_at, requested_by,
+                            None if handover is None else _unseal(str(handover)))
 
     def submit_change_request(self, key: str, phone: str, changes: dict[str, Any],
                               requested_at: datetime | None = None,
@@ -525,7 +543,8 @@ class BillingGateway:
         return self._submit(change_requests, key, values, requested_at, requested_by)
 
     def _submit(self, table: Table, key: str, values: dict[str, Any], requested_at: datetime | None,
-                requested_by: str | None) -> dict[str, Any]:
+                requested_by: str | None,
+                prepare: Callable[[Connection, dict[str, Any]], None] | None = None) -> dict[str, Any]:
         key = str(key or "").strip()
         if not key or len(key) > 100:
             raise PermanentError(f"an idempotency key of 1-100 characters is needed, not {key[:120]!r}")
@@ -544,6 +563,8 @@ class BillingGateway:
                     row["subscription_id"] = subscription.id
                 else:
                     row["customer_id"] = subscription.customer_id
+                if prepare is not None:
+                    prepare(conn, row)
                 conn.execute(insert(table).values(**row))
                 created = conn.execute(select(table).where(table.c.idempotency_key == key)).one()
         except IntegrityError as exc:
@@ -605,6 +626,22 @@ class BillingGateway:
         return {"order_id": found["id"], "key": key, "status": status, "status_label": found["status_label"],
                 "reason": reason, "finished_at": found["finished_at"], "billing_ref": found["billing_ref"],
                 "summary_zh": found["summary_zh"]}
+
+
+def _unseal(token: str) -> Callable[[Connection, dict[str, Any]], None]:
+    """Put the sealed hash named by ``token`` into the order row and delete the hand-over (same
+    transaction as the insert: used once, or not at all)."""
+
+    def prepare(conn: Connection, row: dict[str, Any]) -> None:
+        hashed = conn.scalar(select(password_handover.c.password_hash).where(password_handover.c.token == token))
+        if hashed is None:
+            raise PermanentError("新服务密码的交接记录已失效（超过一天或已使用），请重新受理修改密码")
+        conn.execute(delete(password_handover).where(password_handover.c.token == token))
+        params = json.loads(row["params"])
+        params.pop("new_password_ref", None)
+        row["params"] = json.dumps({**params, "new_password_hash": hashed}, ensure_ascii=False, sort_keys=True)
+
+    return prepare
 
 
 # -- row → dict ------------------------------------------------------------------------------------

@@ -8,12 +8,13 @@ Every outbox operation here is idempotent: the interim tables deduplicate by ``c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from connectors.base import INLINE, OUTBOX, Call, Operation, PermanentError
 
 from . import codes
-from .gateway import BillingGateway, hash_password
+from .gateway import BillingGateway
 
 
 def _dict(value: Any, name: str) -> dict[str, Any]:
@@ -30,13 +31,14 @@ def _dict(value: Any, name: str) -> dict[str, Any]:
     return value
 
 
-def prepare_order(params: dict[str, Any], call: Call) -> dict[str, Any]:
+def prepare_order(params: dict[str, Any], call: Call, seal: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Check an order the agent is taking, while the customer is on the line.
 
     ``fields`` holds the form's fields; those the request type does not take are dropped, so one
-    form serves every type. A new service password is hashed here, inside the step, so that only
-    the hash ever reaches the outbox and billing. Returns ``{ok, request_type, params, request_label,
-    summary_zh}`` or ``{ok: False, error_zh}`` (the agent corrects the request)."""
+    form serves every type. A new service password is sealed here, inside the step (``seal``:
+    hashed into billing's single-use hand-over row), so that the case's data and the order's job
+    carry only a token — never the password nor its hash. Returns ``{ok, request_type, params,
+    request_label, summary_zh}`` or ``{ok: False, error_zh}`` (the agent corrects the request)."""
     request_type = str(params.get("request_type") or "")
     fields = _dict(params.get("fields"), "fields")
     required, optional = codes.ORDER_PARAMS.get(request_type, ((), ()))
@@ -49,7 +51,10 @@ def prepare_order(params: dict[str, Any], call: Call) -> dict[str, Any]:
     except PermanentError as exc:
         return {"ok": False, "error_zh": str(exc), "request_type": request_type}
     if "new_password" in checked:
-        checked["new_password_hash"] = hash_password(checked.pop("new_password"))
+        password = checked.pop("new_password")
+        if seal is None:
+            raise PermanentError("no billing gateway to hand the new service password to")
+        checked["new_password_ref"] = seal(password)
     return {"ok": True, "error_zh": "", "request_type": request_type, "params": checked,
             "request_label": _short_label(request_type, checked),
             "summary_zh": codes.describe_order(request_type, checked)}
@@ -76,6 +81,9 @@ def operations(gateway: BillingGateway) -> list[Operation]:
         found = gateway.customer_360(str(params["phone"]))
         return {"found": False, "phone": params["phone"]} if found is None else {"found": True, **found}
 
+    def prepare(params: dict[str, Any], call: Call) -> dict[str, Any]:
+        return prepare_order(params, call, lambda password: gateway.seal_password(password, call.now))
+
     def submit_order(params: dict[str, Any], call: Call) -> dict[str, Any]:
         return gateway.submit_order(call.key, str(params["phone"]), str(params["request_type"]),
                                     _dict(params.get("params"), "params"), requested_at=call.now,
@@ -99,10 +107,11 @@ def operations(gateway: BillingGateway) -> list[Operation]:
                   description="{can_accept, reasons_zh, advice_zh, message_zh, arrears_fen, blacklisted, …}"),
         Operation("billing.customer_360", "查询客户资料", customer_360, required=("phone",), mode=INLINE,
                   description="Customer, subscription, account, last 3 bills, payments, blacklist; {found}."),
-        Operation("billing.prepare_order", "检查业务受理内容", prepare_order, required=("request_type",),
+        Operation("billing.prepare_order", "检查业务受理内容", prepare, required=("request_type",),
                   optional=("fields",), mode=INLINE,
                   description="Checks a service order's parameters at once: {ok, error_zh, request_type, "
-                              "params, summary_zh}; a new service password comes back hashed."),
+                              "params, summary_zh}; a new service password comes back as a single-use "
+                              "hand-over token (new_password_ref), never as the password or its hash."),
         Operation("billing.submit_order", "提交业务受理工单", submit_order,
                   required=("phone", "request_type"), optional=("params", "requested_by"), idempotent=True,
                   mode=OUTBOX, description="Writes one service order for billing (once per job key); "

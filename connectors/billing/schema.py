@@ -263,6 +263,16 @@ change_requests = _request_table(
     sqlite_autoincrement=True,
 )
 
+password_handover = Table(
+    "kf_password_handover", metadata,
+    col("token", String(64), "交接凭据 random single-use token (what Kefu's order names)", primary_key=True),
+    col("password_hash", String(200), "新服务密码散列 scrypt$… (never the password)"),
+    col("created_at", UTC_TIME, "写入时间 (UTC); unused rows are removed after a day"),
+    comment="新服务密码交接 Kefu's own hand-over of a new service password's hash from the agent's step to "
+            "its service order (moved into the order's params when the order is written; billing ignores it)",
+    info={"writer": KEFU},
+)
+
 DIALECTS = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}
 
 

@@ -89,6 +89,23 @@ def describe_status(status: int) -> str:
     return f"{name} ({meaning.lower()})" if meaning and not meaning.startswith("<") else name
 
 
+# query_sm_resp message_state (SMPP 3.4, 5.2.28)
+MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVERED", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIVERABLE",
+                  6: "ACCEPTED", 7: "UNKNOWN", 8: "REJECTED"}
+_NOT_FOUND = frozenset({consts.SMPP_ESME_RQUERYFAIL, consts.SMPP_ESME_RINVMSGID})
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The SMSC's answer to query_sm: ``found`` False when it has no such message."""
+
+    message_id: str
+    found: bool
+    state: str = ""
+    final_date: str = ""
+    error_code: int = 0
+
+
 @dataclass(frozen=True)
 class SubmitResult:
     """The SMSC accepted the message: one message_id per part (receipts name these ids)."""
@@ -100,10 +117,11 @@ class SubmitResult:
 class _Waiter:
     """One submit_sm in flight; the reader thread fills it in and sets ``done``."""
 
-    __slots__ = ("done", "error", "message_id", "status", "tag")
+    __slots__ = ("done", "error", "message_id", "response", "status", "tag")
 
     def __init__(self, tag: str | None = None) -> None:
         self.tag = tag  # the caller's name for this submit, given back with its receipt
+        self.response: Any = None  # the whole response PDU (query_sm_resp)
         self.done = threading.Event()
         self.status = consts.SMPP_ESME_RUNKNOWNERR
         self.message_id = ""
@@ -235,11 +253,13 @@ class SmppClient:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def submit(self, to: str, text: str, source: str | None = None, tag: str | None = None) -> SubmitResult:
+    def submit(self, to: str, text: str, source: str | None = None, tag: str | None = None,
+               on_accepted: Callable[[str], None] | None = None) -> SubmitResult:
         """Send ``text`` to ``to``; block until the SMSC has accepted every part. Thread-safe.
 
         ``tag`` (e.g. the outbox job's key) comes back in the raw fields of this message's receipts
         as ``submit_tag``, so that a receipt names its submit even when message ids repeat.
+        ``on_accepted(message_id)`` runs as each part is accepted (to store the id before the rest).
 
         Raises ``PermanentError`` when sending it again cannot help (bad number, empty or too long
         text, a rejecting status, bind refused) and ``TransientError`` when it may (SMSC unreachable
@@ -259,10 +279,47 @@ class SmppClient:
                   "dest_addr_ton": dest_ton, "dest_addr_npi": dest_npi, "destination_addr": destination,
                   "esm_class": encoded.esm_class, "data_coding": encoded.data_coding,
                   "registered_delivery": 1}  # ask for a receipt on final delivery
-        ids = [self._submit_part(fields, part, tag) for part in encoded.parts]
+        ids = []
+        for part in encoded.parts:
+            ids.append(self._submit_part(fields, part, tag))
+            if on_accepted is not None:
+                on_accepted(ids[-1])
         log.info("SMS to %s accepted: %d characters in %d part(s), message id(s) %s",
                  mask_number(destination), len(text), len(ids), ",".join(ids))
         return SubmitResult(message_ids=ids, parts=len(ids))
+
+    def query(self, message_id: str, source: str | None = None) -> QueryResult:
+        """Ask the SMSC (query_sm) about a message it accepted from ``source`` (default: ours).
+        Raises ``TransientError`` when the SMSC cannot be asked now."""
+        source_addr, source_ton, source_npi = _address(source or self.config.source, "source")
+        if not self._threads:
+            self.connect()
+        deadline = time.monotonic() + self.config.timeout
+        while True:
+            link = self._take_slot(deadline)
+            try:
+                sent = self._send_request(link, "query_sm", message_id=str(message_id), source_addr=source_addr,
+                                          source_addr_ton=source_ton, source_addr_npi=source_npi)
+                if sent is None:
+                    continue
+                sequence, waiter = sent
+                if not waiter.done.wait(self.config.timeout):
+                    with self._cond:
+                        self._pending.pop(sequence, None)
+                    raise TransientError(f"no query_sm_resp within {self.config.timeout:g}s")
+            finally:
+                self._release_slot()
+            if waiter.error is not None:
+                raise waiter.error
+            if waiter.status in _NOT_FOUND:
+                return QueryResult(str(message_id), found=False)
+            if waiter.status != consts.SMPP_ESME_ROK or waiter.response is None:
+                raise TransientError(f"SMSC refused query_sm: {describe_status(waiter.status)}")
+            pdu = waiter.response
+            state = int(getattr(pdu, "message_state", 0) or 0)
+            return QueryResult(str(message_id), found=True, state=MESSAGE_STATES.get(state, str(state)),
+                               final_date=_text(getattr(pdu, "final_date", None)),
+                               error_code=int(getattr(pdu, "error_code", 0) or 0))
 
     def _submit_part(self, fields: dict[str, Any], short_message: bytes, tag: str | None = None) -> str:
         """Send one part, resending after ESME_RTHROTTLED; return its message_id."""
@@ -326,19 +383,24 @@ class SmppClient:
     def _send_submit(self, link: Client, fields: dict[str, Any], short_message: bytes,
                      tag: str | None = None) -> tuple[int, _Waiter] | None:
         """Register a waiter and write the submit_sm; None if it was not sent because ``link`` is gone."""
+        return self._send_request(link, "submit_sm", tag, short_message=short_message, **fields)
+
+    def _send_request(self, link: Client, command: str, tag: str | None = None,
+                      **fields: Any) -> tuple[int, _Waiter] | None:
+        """Register a waiter and write the request; None if it was not sent because ``link`` is gone."""
         with self._write:
             with self._cond:
                 # _socket: smpplib has no public accessor
                 if self._link is None or self._link is not link or link._socket is None:
                     return None
-                pdu = smpp.make_pdu("submit_sm", client=link, short_message=short_message, **fields)
+                pdu = smpp.make_pdu(command, client=link, **fields)
                 waiter = _Waiter(tag)
                 self._pending[pdu.sequence] = waiter  # before sending: the response may come at once
             try:
                 link.send_pdu(pdu)
             except (smpp_errors.ConnectionError, smpp_errors.PDUError, OSError) as exc:
                 # sendall failed, so the SMSC never got the whole PDU: safe to send again after the re-bind.
-                log.debug("link failed while sending submit_sm (%s); resending after the re-bind", exc)
+                log.debug("link failed while sending %s (%s); resending after the re-bind", command, exc)
                 with self._cond:
                     self._pending.pop(pdu.sequence, None)
                 self._abandon(link)
@@ -474,12 +536,13 @@ class SmppClient:
     def _dispatch(self, link: Client, pdu: Any) -> str | None:
         """Act on one PDU from the SMSC; return a reason if the link is to end."""
         command = pdu.command
-        if command in ("submit_sm_resp", "generic_nack"):
+        if command in ("submit_sm_resp", "query_sm_resp", "generic_nack"):
             with self._cond:
                 waiter = self._pending.pop(pdu.sequence, None)
             self._answered += 1
             if waiter is not None:
-                waiter.status = pdu.status if command == "submit_sm_resp" else (
+                waiter.response = pdu
+                waiter.status = pdu.status if command != "generic_nack" else (
                     pdu.status or consts.SMPP_ESME_RUNKNOWNERR)
                 waiter.message_id = _text(getattr(pdu, "message_id", None))
                 if waiter.tag is not None and waiter.message_id and waiter.status == consts.SMPP_ESME_ROK:

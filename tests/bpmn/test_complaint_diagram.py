@@ -25,6 +25,7 @@ from SpiffWorkflow.util.task import TaskState
 from connectors.base import Operation
 from engine.messages import waits_for_message
 from engine.service_tasks import ConnectorCalls, begin_step, end_step, make_parser
+from processes.complaint_rules import operations as complaint_operations
 
 ROOT = Path(__file__).resolve().parents[2]
 BPMN_FILE = ROOT / "bpmn" / "complaint.bpmn"
@@ -39,7 +40,7 @@ NS = {
     "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core",
 }
 LANES = {"投诉受理组", "责任部门", "质检组", "计费部"}
-USER_TASKS = {"triage", "handle", "quality_check", "refund", "reply"}
+USER_TASKS = {"triage", "dept_first_reply", "handle", "quality_check", "refund", "reply"}
 FLOW_NODE_TAGS = {
     "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
     "task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask",
@@ -157,8 +158,8 @@ def test_gateway_flows_have_names_and_conditions():
     tree = _tree()
     process = _process(tree)
     gateways = {g.get("id") for g in process.iterfind("bpmn:exclusiveGateway", NS)}
-    assert gateways == {"gw_resolution", "gw_quality", "gw_refund", "gw_reply_merge", "gw_survey",
-                        "gw_satisfaction"}
+    assert gateways == {"gw_resolution", "gw_dept_first", "gw_handled", "gw_quality", "gw_refund",
+                        "gw_reply_merge", "gw_survey", "gw_satisfaction"}
     for flow in process.iterfind("bpmn:sequenceFlow", NS):
         source = flow.get("sourceRef")
         outgoing = process.findall(f"bpmn:sequenceFlow[@sourceRef='{source}']", NS)
@@ -248,6 +249,7 @@ def test_spiff_parses_user_tasks_lanes_and_forms():
 
     assert user_tasks["triage"].lane == "投诉受理组"
     assert user_tasks["handle"].lane == "责任部门"
+    assert user_tasks["dept_first_reply"].lane == "责任部门"
     assert user_tasks["quality_check"].lane == "质检组"
     assert user_tasks["refund"].lane == "计费部"
     assert user_tasks["reply"].lane == "投诉受理组"
@@ -270,6 +272,10 @@ def test_sla_properties():
     assert props["handle"]["kefu.group_var"] == "department"
     assert props["handle"]["kefu.sla.duration"] == "PT24H"
     assert props["handle"]["kefu.sla.due_var"] == "final_reply_due"
+    # the department's first-reply deadline runs a clock of its own, escalating like the others
+    assert props["dept_first_reply"]["kefu.group_var"] == "department"
+    assert props["dept_first_reply"]["kefu.sla.due_var"] == "first_reply_due"
+    assert props["dept_first_reply"]["kefu.sla.escalations"] == "1.0:leader,1.5:manager"
     assert props["quality_check"]["kefu.sla.duration"] == "PT4H"
     assert props["refund"]["kefu.sla.duration"] == "PT24H"
     assert props["reply"]["kefu.sla.duration"] == "PT4H"
@@ -286,9 +292,9 @@ def test_sla_properties():
 FORMS = sorted(p.name for p in FORMS_DIR.glob("complaint_*.schema.json"))
 
 
-def test_all_six_forms_exist():
+def test_all_seven_forms_exist():
     assert FORMS == sorted([
-        "complaint_intake.schema.json", "complaint_handle.schema.json", "complaint_quality.schema.json", "complaint_refund.schema.json",
+        "complaint_intake.schema.json", "complaint_dept_first_reply.schema.json", "complaint_handle.schema.json", "complaint_quality.schema.json", "complaint_refund.schema.json",
         "complaint_reply.schema.json", "complaint_triage.schema.json",
     ])
 
@@ -316,13 +322,14 @@ def test_form_follows_conventions(filename):
 TRIAGE_ANSWER = {
     "resolution": "answer_now",
     "first_reply": "已为您核实：本月套餐外流量费用系国际漫游产生，明细已短信发送。",
+    "satisfaction": "satisfied",
 }
 TRIAGE_DISPATCH = {
     "resolution": "dispatch",
     "first_reply": "您的问题已派单至网络部，我们将在24小时内给您最终答复。",
     "department": "network",
-    "first_reply_due": "2024-05-06T12:00:00+08:00",
-    "final_reply_due": "2024-05-07T10:00:00+08:00",
+    "first_reply_due": "2026-11-23T12:00:00+08:00",
+    "final_reply_due": "2026-11-24T10:00:00+08:00",
     "work_order_note": "客户反映小区晚间信号差，已多次投诉。",
 }
 HANDLE_NO_REFUND = {
@@ -361,11 +368,16 @@ REPLY_UNSATISFIED = {
 
 INTAKE = {"customer_phone": "13800000001", "contact_phone": "13800000001", "reference": "TS20261123000001"}
 SMS_OP = Operation("sms.send", "发送短信", lambda params, call: {}, required=("to",))
+VISIT_OP = Operation("callback.request", "发起回访/回叫", lambda params, call: {}, required=("phone",))
+OPERATIONS = {"sms.send": SMS_OP, "callback.request": VISIT_OP,
+              **{op.name: op for op in complaint_operations(None, None)}}
+DEPT_FIRST_REPLY = {"dept_first_reply": "已电话联系客户，技术人员明天上门测试信号。"}
 
 
 def _steps(wf):
-    """Run engine steps the way Kefu does: texts become outbox requests, kept on ``wf.sent``."""
-    calls = ConnectorCalls({"sms.send": SMS_OP}, datetime(2026, 11, 23, tzinfo=UTC))
+    """Run engine steps the way Kefu does: texts become outbox requests, kept on ``wf.sent``;
+    the inline dispatch check is the product's own (processes/complaint_rules.py)."""
+    calls = ConnectorCalls(OPERATIONS, datetime(2026, 11, 23, tzinfo=UTC))
     token = begin_step(calls)
     try:
         wf.do_engine_steps()
@@ -416,6 +428,7 @@ def test_answer_at_once():
 def test_closure_without_known_satisfaction_asks_by_sms_and_waits_for_the_reply():
     wf = _start()
     _complete(wf, "triage", TRIAGE_DISPATCH)
+    _complete(wf, "dept_first_reply", DEPT_FIRST_REPLY)
     _complete(wf, "handle", HANDLE_NO_REFUND)
     _complete(wf, "quality_check", QC_ACCEPT)
     _complete(wf, "reply", {k: v for k, v in REPLY_SATISFIED.items() if k != "satisfaction"})
@@ -430,6 +443,7 @@ def test_closure_without_known_satisfaction_asks_by_sms_and_waits_for_the_reply(
 def test_dispatch_qc_reject_then_accept_no_refund():
     wf = _start()
     _complete(wf, "triage", TRIAGE_DISPATCH)
+    _complete(wf, "dept_first_reply", DEPT_FIRST_REPLY)
     _complete(wf, "handle", HANDLE_NO_REFUND)
     _complete(wf, "quality_check", QC_REJECT)
     _complete(wf, "handle", {**HANDLE_NO_REFUND, "handling_result": "补充：故障原因为基站板卡老化，已更换。"})
@@ -444,6 +458,7 @@ def test_dispatch_qc_reject_then_accept_no_refund():
 def test_dispatch_refund_unsatisfied_rework():
     wf = _start()
     _complete(wf, "triage", {**TRIAGE_DISPATCH, "department": "billing"})
+    _complete(wf, "dept_first_reply", DEPT_FIRST_REPLY)
     _complete(wf, "handle", HANDLE_REFUND)
     _complete(wf, "quality_check", QC_ACCEPT)
     _complete(wf, "refund", REFUND_DONE)
@@ -465,6 +480,7 @@ def test_dispatch_refund_unsatisfied_rework():
 def test_rework_without_refund_second_time():
     wf = _start()
     _complete(wf, "triage", TRIAGE_DISPATCH)
+    _complete(wf, "dept_first_reply", DEPT_FIRST_REPLY)
     _complete(wf, "handle", HANDLE_REFUND)
     _complete(wf, "quality_check", QC_ACCEPT)
     _complete(wf, "refund", REFUND_DONE)
@@ -474,6 +490,90 @@ def test_rework_without_refund_second_time():
     _complete(wf, "quality_check", QC_ACCEPT)
     _complete(wf, "reply", REPLY_SATISFIED)
     assert wf.is_completed()
+
+
+def test_dispatch_without_first_reply_deadline_goes_straight_to_the_department():
+    wf = _start()
+    _complete(wf, "triage", {k: v for k, v in TRIAGE_DISPATCH.items() if k != "first_reply_due"})
+    assert [t.task_spec.bpmn_id for t in wf.get_tasks(state=TaskState.READY, manual=True)] == ["handle"]
+
+
+def test_a_past_or_disordered_deadline_refuses_the_dispatch():
+    from engine.errors import ValidationFailed
+
+    for bad, field in (({"first_reply_due": "2026-11-23T07:00:00+08:00"}, "first_reply_due"),
+                       ({"final_reply_due": "2026-11-22T10:00:00+08:00"}, "final_reply_due"),
+                       ({"first_reply_due": "2026-11-25T10:00:00+08:00"}, "first_reply_due")):
+        wf = _start()
+        with pytest.raises(ValidationFailed) as refused:
+            _complete(wf, "triage", {**TRIAGE_DISPATCH, **bad})
+        assert list(refused.value.fields) == [field]
+
+
+def test_pass_on_to_a_second_department_keeps_the_history():
+    wf = _start()
+    _complete(wf, "triage", TRIAGE_DISPATCH)
+    _complete(wf, "dept_first_reply", DEPT_FIRST_REPLY)
+    _complete(wf, "handle", {"handle_outcome": "pass_on", "handling_result": "基站正常，疑为计费问题。",
+                             "next_department": "billing", "pass_on_reason": "网络侧无故障"})
+    ready = wf.get_tasks(state=TaskState.READY, manual=True)
+    assert [t.task_spec.bpmn_id for t in ready] == ["handle"]
+    assert ready[0].data["department"] == "billing"
+    assert ready[0].data["passed_on"] == [{"from": "network", "to": "billing", "reason": "网络侧无故障",
+                                           "result": "基站正常，疑为计费问题。"}]
+    # the second department handles it: on to the quality check, not passed on again
+    _complete(wf, "handle", HANDLE_NO_REFUND)
+    _complete(wf, "quality_check", QC_ACCEPT)
+    _complete(wf, "reply", REPLY_SATISFIED)
+    assert wf.is_completed() and len(wf.data["passed_on"]) == 1
+
+
+def test_answer_at_once_records_the_satisfaction():
+    wf = _start()
+    _complete(wf, "triage", {**TRIAGE_ANSWER, "satisfaction": "basic", "customer_comment": "还行"})
+    assert wf.is_completed() and wf.data["satisfaction"] == "basic"
+
+
+def _to_return_visit():
+    wf = _start()
+    _complete(wf, "triage", TRIAGE_DISPATCH)
+    _complete(wf, "dept_first_reply", DEPT_FIRST_REPLY)
+    _complete(wf, "handle", HANDLE_NO_REFUND)
+    _complete(wf, "quality_check", QC_ACCEPT)
+    _complete(wf, "reply", {k: v for k, v in REPLY_SATISFIED.items() if k != "satisfaction"})
+    # 48 hours without an SMS answer: a return visit is booked and its result awaited
+    from datetime import timedelta
+
+    from engine.clock import frozen_at
+
+    with frozen_at(datetime.now(UTC) + timedelta(hours=49)):
+        wf.refresh_timers()
+        _steps(wf)
+    assert wf.sent[-1][0] == "request_return_visit"
+    assert waits_for_message(wf, "return_visit") and not wf.is_completed()
+    return wf
+
+
+def test_unsatisfied_on_the_return_visit_reopens_the_case():
+    wf = _to_return_visit()
+    wf.send_event(BpmnEvent(MessageEventDefinition("return_visit"),
+                            payload={"satisfaction": "unsatisfied", "comment": "信号还是差"}))
+    _steps(wf)
+    ready = wf.get_tasks(state=TaskState.READY, manual=True)
+    assert [t.task_spec.bpmn_id for t in ready] == ["handle"]
+    assert ready[0].data["satisfaction_source"] == "return_visit"
+    # the second pass closes on a satisfied reply; the old visit result does not leak
+    _complete(wf, "handle", HANDLE_NO_REFUND)
+    _complete(wf, "quality_check", QC_ACCEPT)
+    _complete(wf, "reply", REPLY_SATISFIED)
+    assert wf.is_completed() and wf.data["satisfaction"] == "satisfied"
+
+
+def test_satisfied_on_the_return_visit_closes_it():
+    wf = _to_return_visit()
+    wf.send_event(BpmnEvent(MessageEventDefinition("return_visit"), payload={"satisfaction": "satisfied"}))
+    _steps(wf)
+    assert wf.is_completed() and _finished_at(wf) == {"end_closed"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,6 +587,11 @@ BAD = [
     ("complaint_triage.schema.json", {**TRIAGE_ANSWER, "resolution": "ignore"}),
     ("complaint_triage.schema.json", {**TRIAGE_ANSWER, "unexpected": "x"}),
     ("complaint_triage.schema.json", {"resolution": "answer_now"}),
+    ("complaint_triage.schema.json", {**TRIAGE_ANSWER, "satisfaction": "happy"}),
+    ("complaint_triage.schema.json", {**TRIAGE_DISPATCH, "satisfaction": "satisfied"}),
+    ("complaint_handle.schema.json", {"handle_outcome": "pass_on", "handling_result": "转出"}),
+    ("complaint_handle.schema.json", {k: v for k, v in HANDLE_NO_REFUND.items() if k != "cause"}),
+    ("complaint_dept_first_reply.schema.json", {}),
     ("complaint_handle.schema.json", {k: v for k, v in HANDLE_REFUND.items() if k != "refund_amount"}),
     ("complaint_handle.schema.json", {**HANDLE_REFUND, "refund_amount": 0}),
     ("complaint_handle.schema.json", {**HANDLE_REFUND, "refund_amount": 100000.01}),

@@ -27,6 +27,7 @@ from connectors.billing.schema import (
     change_requests,
     customers,
     metadata,
+    password_handover,
     render_ddl,
     service_orders,
     subscriptions,
@@ -535,7 +536,7 @@ def test_operations_run_the_whole_loop(seeded: BillingGateway) -> None:
         ops["billing.submit_order"].run({**params, "params": "not json"}, call)
 
 
-def test_prepare_order_checks_a_request_and_hashes_a_new_password(seeded: BillingGateway) -> None:
+def test_prepare_order_checks_a_request_and_seals_a_new_password(seeded: BillingGateway) -> None:
     prepare = {op.name: op for op in operations(seeded)}["billing.prepare_order"].run
     call = Call(job_id=0, key="inline", attempt=1, now=T0)
     fields = {"feature": "intl_roaming", "bill_address": "not for features", "new_password": None}
@@ -545,7 +546,27 @@ def test_prepare_order_checks_a_request_and_hashes_a_new_password(seeded: Billin
     assert prepare({"request_type": "feature_on", "fields": {}}, call)["error_zh"] == "开通功能缺少参数：feature"
     assert not prepare({"request_type": "change_password", "fields": {"new_password": "123456"}}, call)["ok"]
     changed = prepare({"request_type": "change_password", "fields": {"new_password": "730519"}}, call)
-    assert "730519" not in str(changed) and changed["params"]["new_password_hash"].startswith("scrypt$")
+    # Neither the password nor its hash: a single-use token naming billing's hand-over row.
+    assert "730519" not in str(changed) and "scrypt" not in str(changed)
+    token = changed["params"]["new_password_ref"]
+    with seeded.engine.connect() as conn:
+        (hashed,) = conn.execute(select(password_handover.c.password_hash)
+                                 .where(password_handover.c.token == token)).one()
+    assert check_password(hashed, "730519")
+    submit = {op.name: op for op in operations(seeded)}["billing.submit_order"].run
+    order = submit({"phone": VIP, "request_type": "change_password", "params": changed["params"]},
+                   Call(job_id=1, key="pw-order", attempt=1, now=T0))
+    assert order["params"] == {"new_password_hash": "******"}
+    again = submit({"phone": VIP, "request_type": "change_password", "params": changed["params"]},
+                   Call(job_id=1, key="pw-order", attempt=2, now=T0))
+    assert again["id"] == order["id"] and not again["created"]  # a retried job: the same order
+    with seeded.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(password_handover)) == 0  # used once
+        stored = json.loads(conn.scalar(select(service_orders.c.params).where(service_orders.c.id == order["id"])))
+    assert stored == {"new_password_hash": hashed}
+    with pytest.raises(PermanentError, match="交接记录已失效"):  # another order cannot reuse it
+        submit({"phone": VIP, "request_type": "change_password", "params": changed["params"]},
+               Call(job_id=2, key="pw-order-2", attempt=1, now=T0))
     family = prepare({"request_type": "set_family_numbers", "fields": {"family_numbers": "13900000001，13900000002"}},
                      call)
     assert family["params"] == {"numbers": ["13900000001", "13900000002"]}

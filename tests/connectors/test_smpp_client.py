@@ -349,3 +349,23 @@ def test_receipt_text_and_masking():
     assert (fields["id"], fields["stat"], fields["done date"]) == ("1A2B", "UNDELIV", "2611230901")
     assert fields["text"] == "id:99 stat:DELIVRD"
     assert mask_number("13800000001") == "138****0001"
+
+
+@slow
+def test_query_sm_says_whether_the_smsc_has_a_message_and_its_state(smsc, client_for):
+    smsc.configure(receipt_delay_ms=300, receipt_stat_by_destination={"13800000002": "UNDELIV"})
+    client = client_for(_config(smsc))
+    noted: list[str] = []
+    sent = client.submit(CUSTOMER, LONG_CHINESE, on_accepted=noted.append)
+    assert noted == sent.message_ids and len(noted) == 3  # each part's id as soon as it is accepted
+    first = client.query(sent.message_ids[0])
+    assert first.found and first.state == "ENROUTE" and first.final_date == ""
+    failed = client.submit("13800000002", "hello")
+    _wait(lambda: client.query(sent.message_ids[2]).state == "DELIVERED")
+    _wait(lambda: client.query(failed.message_ids[0]).state != "ENROUTE")
+    later = client.query(failed.message_ids[0])
+    assert later.found and later.state == "UNDELIVERABLE" and later.final_date
+    assert client.query("0000009999") == client.query("0000009999")  # repeatable
+    assert not client.query("0000009999").found
+    assert not client.query(sent.message_ids[0], source="10086").found  # another sender's view
+    assert smsc.stats()["queries"] >= 6

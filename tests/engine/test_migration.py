@@ -142,4 +142,4 @@ def test_diagram_states_follow_the_case(bundled):
     states = migration.diagram_states(engine, session, instance)
     assert states["active"] == ["handle"]
     assert {"start", "triage", "gw_resolution"} <= set(states["completed"])
-    assert ["gw_resolution", "handle"] in states["flows"]
+    assert ["gw_resolution", "check_dispatch"] in states["flows"] and ["gw_dept_first", "handle"] in states["flows"]

@@ -181,12 +181,68 @@ def test_worker_crash_mid_call_never_calls_a_non_idempotent_peer_twice(store, pe
     session, engine = store
     instance = _start(session, engine)
     (claimed,) = engine.worker.claim(session, T0, 10)
-    engine.worker.execute([claimed], T0)  # the peer is called … and the worker dies here
+    jobs = engine.worker.submitting(session, [claimed], T0)  # committed: handed to the peer
+    engine.worker.execute(jobs, T0)  # the peer is called … and the worker dies here
     assert len(peer.calls) == 1
     report = engine.run_jobs(session, T0 + timedelta(minutes=10))  # lease (5 min) ran out
     assert len(peer.calls) == 1 and report.total == 0
     (incident,) = outbox.open_incidents(session)
     assert incident.kind == "outcome_unknown" and incident.instance_id == instance.id
+    assert "confirmed nothing" in incident.message
+
+
+def test_jobs_claimed_but_never_handed_to_the_peer_are_queued_again_not_unknown(store, peer):
+    session, engine = store
+    instances = [_start(session, engine, text=f"第{i}条") for i in range(3)]
+    claimed = engine.worker.claim(session, T0, 10)
+    assert len(claimed) == 3
+    engine.worker.submitting(session, claimed[:1], T0)  # the first was handed over, then a crash
+    report = engine.run_jobs(session, T0 + timedelta(minutes=10))
+    assert report.done == 2 and len(peer.calls) == 2  # the two never sent are sent now, once each
+    (incident,) = outbox.open_incidents(session)
+    assert incident.kind == "outcome_unknown" and incident.instance_id == instances[0].id
+    retried = [e for i in instances[1:] for e in instance_events(session, i.id) if e.kind == "job_retry"]
+    assert len(retried) == 2 and all("before calling the peer" in e.message for e in retried)
+
+
+def test_small_claims_and_ids_noted_as_the_peer_gives_them(store, peer):
+    session, engine = store
+    engine.worker.claim_size = 2
+    for i in range(5):
+        _start(session, engine, text=f"第{i}条")
+
+    def accepting(params, call):
+        call.accepted("test", [f"m-{call.job_id}"])
+        if params["text"] == "第3条":
+            raise TransientError("link dropped after the peer accepted it")
+        return {"peer_refs": {"kind": "test", "ids": [f"m-{call.job_id}"]}}
+
+    engine.operations["test.echo"] = Operation("test.echo", "回显", accepting, required=("text",))
+    claims = []
+    original = engine.worker.claim
+    engine.worker.claim = lambda *a: claims.append(original(*a)) or claims[-1]
+    assert engine.run_jobs(session, T0).done == 4
+    assert [len(c) for c in claims] == [2, 2, 1]
+    refs = list(session.scalars(select(peer_events.PeerReference).order_by(peer_events.PeerReference.id)))
+    assert len(refs) == 5 and len({(r.job_id, r.ref) for r in refs}) == 5  # no second row at the end
+    assert sorted(r.state for r in refs) == ["accepted"] + ["submitted"] * 4
+
+
+def test_an_unknown_outcome_the_peer_confirms_is_closed_without_a_second_call(store, peer):
+    session, engine = store
+    instance = _start(session, engine)
+    (claimed,) = engine.worker.submitting(session, engine.worker.claim(session, T0, 10), T0)
+    engine.worker.execute([claimed], T0, bind=session.get_bind())
+    engine.run_jobs(session, T0 + timedelta(minutes=10))
+    (incident,) = outbox.open_incidents(session)
+    outbox.confirm_incident(session, incident.id, actor="admin", now=T0 + timedelta(minutes=11),
+                            result={"text": "你好", "confirmed": True})
+    session.commit()
+    engine.run_jobs(session, T0 + timedelta(minutes=11))
+    assert len(peer.calls) == 1 and outbox.open_incidents(session) == []
+    assert open_tasks_of_instance(session, instance.id)[0].name == "review"
+    kinds = [e.kind for e in instance_events(session, instance.id)]
+    assert "incident_confirmed" in kinds and kinds.count("job_done") == 1
 
 
 def test_worker_crash_mid_call_reruns_an_idempotent_operation(store, peer):
@@ -298,3 +354,17 @@ def test_a_peer_id_given_again_after_a_restart_reports_on_the_newest_call(store,
     # Beyond the window an id names no call any more.
     assert peer_events.update_reference(session, "smpp", "0000000001", "delivered",
                                    later + peer_events.REFERENCE_WINDOW + timedelta(minutes=1)) is None
+
+
+def test_a_call_that_outlives_its_lease_closes_its_unknown_incident_when_it_answers(store, peer):
+    from engine.worker import RunReport
+
+    session, engine = store
+    instance = _start(session, engine)
+    jobs = engine.worker.submitting(session, engine.worker.claim(session, T0, 10), T0)
+    outcomes = engine.worker.execute(jobs, T0)  # a slow call: meanwhile another worker …
+    engine.run_jobs(session, T0 + timedelta(minutes=10))  # … finds the lease over: outcome unknown
+    assert [i.kind for i in outbox.open_incidents(session)] == ["outcome_unknown"]
+    engine.worker.record(session, outcomes, T0 + timedelta(minutes=11), RunReport())  # then it answers
+    assert outbox.open_incidents(session) == [] and len(peer.calls) == 1
+    assert open_tasks_of_instance(session, instance.id)[0].name == "review"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from tests.conftest import INTAKE
 
 DISPATCH = {"resolution": "dispatch", "first_reply": "已派单，明天答复", "department": "network",
-            "final_reply_due": "2026-12-01T18:00:00+08:00"}
+            # a deadline still ahead: a past one is refused (processes/complaint_rules.py)
+            "final_reply_due": (datetime.now(UTC) + timedelta(days=2)).isoformat()}
 
 
 def _start(client, token, data=None):

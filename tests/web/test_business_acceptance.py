@@ -214,6 +214,16 @@ def test_the_service_password_is_never_stored(desk, billing, app, caplog):
         assert secret not in stored, secret
     assert "service_password" not in json.dumps([case["data"], open_task["data"], events, states])
     assert "new_password\"" not in json.dumps([case["data"], events, jobs, states])
+    # Not its hash either (a 6-digit space is brute-forced offline): no scrypt value anywhere a
+    # viewer or an operator of Kefu's database can read — data, events, job params, the case page.
+    desk.client.post("/login", data={"username": "admin", "password": "kefu-demo"})
+    page = desk.client.get(f"/cases/{desk.instance_id}").get_data(as_text=True)
+    kefu_side = json.dumps([case, events, jobs, states], ensure_ascii=False, default=str) + page
+    (hashed,) = [json.loads(p)["new_password_hash"] for (p,) in orders if "new_password_hash" in p]
+    assert hashed.startswith("scrypt$")  # billing got the hash, in its own order row …
+    digest = hashed.rsplit("$", 1)[1]
+    assert "scrypt" not in kefu_side and digest not in kefu_side  # … and Kefu's side has none of it
+    assert '"new_password_ref": "pw-' in json.dumps(case["data"])  # only the used-up hand-over token
     assert not [r for r in caplog.records if any(s in r.getMessage() for s in (PASSWORD, WRONG, "730519"))]
     # … and yet the new password took effect.
     assert billing.verify_service_password(VIP, "730519")
@@ -330,7 +340,7 @@ def test_a_retried_submit_does_not_write_a_second_order(desk, app):
     now = datetime.now(UTC)
     with app.app_context():
         worker = app.extensions["kefu_engine"].worker
-        (claimed,) = worker.claim(db.session, now, 10)
+        (claimed,) = worker.submitting(db.session, worker.claim(db.session, now, 10), now)
         worker.execute([claimed], now)  # the order is written … and the worker dies before recording it
     assert len(desk.orders()) == 1
     desk.run_jobs(now + timedelta(minutes=10))  # lease over: run again (idempotent) with the same key

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import timedelta
 
 import pytest
 
+from engine.clock import utcnow
 from tests.conftest import INTAKE, ROOT
 
 COMPLAINT = (ROOT / "bpmn" / "complaint.bpmn").read_bytes()
@@ -118,7 +120,7 @@ def _case_at_handle(client, token) -> int:
                   if t["instance_id"] == case["id"])
     response = client.post(f"/api/v1/tasks/{triage['id']}/complete", headers=agent, json={"data": {
         "resolution": "dispatch", "first_reply": "已派单", "department": "network",
-        "final_reply_due": "2026-12-30T09:00:00+08:00"}})
+        "final_reply_due": (utcnow() + timedelta(days=3)).isoformat()}})
     assert response.status_code == 200, response.get_json()
     return case["id"]
 

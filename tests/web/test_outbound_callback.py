@@ -263,11 +263,11 @@ def test_a_return_visit_after_a_complaint_closed_records_the_satisfaction_on_it(
         assert task.name == name
         engine.complete_task(session, task.id, data, actor=user, now=T0)
         session.commit()
-    later = T0 + timedelta(hours=48) + SOON  # no SMS reply within 48 h → the complaint closes, a visit is booked
+    later = T0 + timedelta(hours=48) + SOON  # no SMS reply within 48 h → a visit is booked
     tick(session, engine, later)
     session.expire_all()
     complaint = session.get(ProcessInstance, complaint.id)
-    assert complaint.status == "completed"
+    assert complaint.status == "running"  # waiting for the visit's result (不满意 would reopen it)
     (visit,) = session.scalars(select(ProcessInstance).where(ProcessInstance.process_key == "outbound_callback"))
     data = engine.workflow_data(session, visit)
     assert (data["kind"], data["origin_id"], data["customer_phone"]) == ("return_visit", complaint.id,
@@ -288,6 +288,12 @@ def test_a_return_visit_after_a_complaint_closed_records_the_satisfaction_on_it(
     (event,) = [e for e in instance_events(session, complaint.id) if e.kind == "return_visit"]
     assert event.data["satisfaction"] == "basic" and event.data["callback_reference"] == visit.reference
     assert "基本满意" in event.message and event.actor == "agent2"
+    # the result reaches the complaint through the outbox: 基本满意 closes it
+    tick(session, engine, later + timedelta(minutes=6))
+    session.expire_all()
+    complaint = session.get(ProcessInstance, complaint.id)
+    assert complaint.status == "completed"
+    assert engine.workflow_data(session, complaint)["satisfaction"] == "basic"
 
 
 def test_an_agent_cannot_dial_someone_elses_extension(cb, ami_peer):

@@ -72,7 +72,7 @@ def test_complaint_loop_through_the_pages(csrf_app):
     assert "首次答复" in _text(page)
     response = agent.post(triage_url + "/complete", {
         "resolution": "dispatch", "first_reply": "已派网络部", "department": "network",
-        "final_reply_due": "2026-12-01T18:00"}, page=page)
+        "final_reply_due": (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")}, page=page)
     assert response.status_code == 302
 
     inbox = _text(net.get("/inbox?scope=group"))

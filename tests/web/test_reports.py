@@ -52,8 +52,10 @@ class Loop:
         self.engine.complete_task(self.session, task.id, data, actor=_user(self.session, user), now=at)
         self.session.commit()
 
-    def answer_now(self, at) -> Loop:
-        self.complete("triage", "agent1", {"resolution": "answer_now", "first_reply": "已答复"}, at)
+    def answer_now(self, at, satisfaction: str = "basic") -> Loop:
+        # The agent records the customer's verdict when answering at once (seed 003).
+        self.complete("triage", "agent1", {"resolution": "answer_now", "first_reply": "已答复",
+                                           "satisfaction": satisfaction}, at)
         return self
 
     def dispatch(self, at, department: str = "network") -> Loop:
@@ -115,7 +117,7 @@ def test_facts_of_an_answer_at_once_and_of_an_sms_verdict(ctx, loops):
     quick = loops(city="昆明").answer_now(T0 + timedelta(minutes=30))
     fact = _facts(session, quick.id)
     assert (fact.first_reply_in_time, fact.replied, fact.handled_in_time, fact.overdue) == (True, True, True, False)
-    assert (fact.closed_at, fact.city, fact.satisfaction) == (T0 + timedelta(minutes=30), "昆明", None)
+    assert (fact.closed_at, fact.city, fact.satisfaction) == (T0 + timedelta(minutes=30), "昆明", "basic")
 
     # Replied without a verdict: the customer answers the SMS survey with 3 (不满意): rework.
     slow = loops().dispatch(T0 + timedelta(hours=1)).handle_to_reply(T0 + timedelta(hours=30))
@@ -158,7 +160,7 @@ def _get(client, token, query: str, user: str = "manager1", **headers):
 
 
 ZERO = dict.fromkeys(("received", "closed", "first_reply_in_time", "handled_in_time", "replied", "overdue",
-                      "escalations", "satisfied", "unsatisfied"), 0)
+                      "escalations", "satisfied", "unsatisfied", "urges"), 0)
 
 
 def test_report_by_category_and_totals(month, client, token):
@@ -167,10 +169,10 @@ def test_report_by_category_and_totals(month, client, token):
         {**ZERO, "key": "billing", "label": "资费", "received": 2, "closed": 1, "first_reply_in_time": 1,
          "handled_in_time": 1, "replied": 1, "overdue": 1, "satisfied": 1},
         {**ZERO, "key": "network", "label": "网络/障碍申告", "received": 2, "closed": 1,
-         "first_reply_in_time": 1, "handled_in_time": 1, "replied": 1},
+         "first_reply_in_time": 1, "handled_in_time": 1, "replied": 1, "satisfied": 1},
     ]
     assert body["totals"] == {**ZERO, "received": 4, "closed": 2, "first_reply_in_time": 2, "handled_in_time": 2,
-                              "replied": 2, "overdue": 1, "satisfied": 1}
+                              "replied": 2, "overdue": 1, "satisfied": 2}
     assert all(isinstance(v, int) for item in body["items"] for k, v in item.items() if k not in ("key", "label"))
 
 
@@ -210,9 +212,9 @@ def test_report_as_csv(month, client, token):
         assert text.startswith("\ufeff")
         lines = list(csv.reader(io.StringIO(text[1:])))
         assert lines[0] == ["编码", "投诉类别", "受理量", "办结量", "首次答复及时", "处理及时", "已回复客户", "超时",
-                            "升级次数", "满意", "不满意"]
-        assert lines[1] == ["billing", "资费", "2", "1", "1", "1", "1", "1", "0", "1", "0"]
-        assert lines[-1] == ["", "合计", "4", "2", "2", "2", "2", "1", "0", "1", "0"]
+                            "升级次数", "满意", "不满意", "催办次数"]
+        assert lines[1] == ["billing", "资费", "2", "1", "1", "1", "1", "1", "0", "1", "0", "0"]
+        assert lines[-1] == ["", "合计", "4", "2", "2", "2", "2", "1", "0", "2", "0", "0"]
 
 
 def test_report_as_xlsx(month, app, client):
@@ -225,7 +227,7 @@ def test_report_as_xlsx(month, app, client):
     rows = [list(r) for r in sheet.iter_rows(values_only=True)]
     assert rows[1][:4] == ["编码", "受理渠道", "受理量", "办结量"] and rows[1][-1] == "满意率(%)"
     assert rows[2][:3] == ["email", "E-mail", 1]
-    assert rows[-1][:3] == [None, "合计", 4] and rows[-1][11] == 50.0  # first reply in time 2/4
+    assert rows[-1][:3] == [None, "合计", 4] and rows[-1][12] == 50.0  # first reply in time 2/4
 
 
 @pytest.mark.parametrize("query, fields", [
@@ -288,3 +290,29 @@ def test_page_bad_period_and_agents(client):
     _sign_in(client, "agent1")
     assert client.get("/reports/complaints").status_code == 403
     assert 'href="/reports/complaints"' not in client.get("/").get_data(as_text=True)
+
+
+def test_urges_are_counted_per_department(month, client, token):
+    """Urges (催办) of a case's steps count under the case's department; the figure drills down."""
+    from sqlalchemy import update
+
+    from processes.complaint_facts import ComplaintFact
+    from processes.urging import TaskUrge
+
+    late = month.scalars(select(ComplaintFact).where(ComplaintFact.department == "network",
+                                                     ComplaintFact.replied.is_(False))).one()
+    handle = _open(month, late.instance_id, "handle")
+    for _ in range(2):
+        response = client.post(f"/api/v1/tasks/{handle.id}/urge", headers=token("manager1"), json={"note": "请尽快"})
+        assert response.status_code == 201, response.get_json()
+        month.execute(update(TaskUrge).values(at=T0 - timedelta(days=1)))  # the next urge is not too soon
+        month.commit()
+    body = _get(client, token, "from=2026-11-01&to=2026-11-30&by=department").get_json()
+    assert {i["key"]: i["urges"] for i in body["items"]} == {None: 0, "billing": 0, "network": 2}
+    assert body["totals"]["urges"] == 2
+    _sign_in(client, "manager1")
+    page = client.get("/reports/complaints?from=2026-11-01&to=2026-11-30&by=department").get_data(as_text=True)
+    assert "催办次数" in page and "measure=urges" in page
+    listing = client.get("/cases?process=complaint&measure=urges&by=department&key=network"
+                         "&from=2026-11-01&to=2026-11-30").get_data(as_text=True)
+    assert listing.count('href="/cases/') == 1

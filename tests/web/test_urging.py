@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from engine import outbox
+from engine.clock import utcnow
 from engine.models import open_tasks_of_instance
 from engine.people import user_by_name
 from processes import urging
@@ -19,7 +20,7 @@ def _dispatched(client, token):
     (triage,) = client.get(f"/api/v1/instances/{instance_id}", headers=token("agent1")).get_json()["tasks"]
     done = client.post(f"/api/v1/tasks/{triage['id']}/complete", headers=token("agent1"), json={"data": {
         "resolution": "dispatch", "first_reply": "已派单网络部", "department": "network",
-        "final_reply_due": "2026-12-31T09:00:00+08:00"}})
+        "final_reply_due": (utcnow() + timedelta(days=3)).isoformat()}})
     assert done.status_code == 200, done.get_json()
     (handle,) = client.get(f"/api/v1/instances/{instance_id}", headers=token("agent1")).get_json()["tasks"]
     return instance_id, handle["id"]
@@ -47,7 +48,7 @@ def test_a_second_urge_later_texts_the_holder_or_the_groups_leader(app, ctx):
     session.commit()
     (triage,) = open_tasks_of_instance(session, instance.id)
     engine.complete_task(session, triage.id, {"resolution": "dispatch", "first_reply": "已派单", "department": "network",
-                                              "final_reply_due": "2026-12-31T09:00:00+08:00"}, actor=agent, now=T0)
+                                              "final_reply_due": (T0 + timedelta(days=3)).isoformat()}, actor=agent, now=T0)
     session.commit()
     (handle,) = open_tasks_of_instance(session, instance.id)
     urging.urge(session, handle.id, agent, "", T0)

@@ -22,6 +22,9 @@ called from ``create_blueprint`` — importing a module registers nothing.
 | ``roaming`` | ``/roaming/dispatches``, ``/roaming/receipts`` (signed, from partners), ``/roaming/transfers`` |
 | ``reports`` | ``/reports/complaints`` (complaint statistics, JSON or CSV) |
 | ``admin`` | ``/users``, ``/groups`` (administration), ``/users/me/password`` |
+| ``search`` | ``/search?q=`` (cases by number, phone, name, words) |
+| ``calendars`` | ``/calendars`` (holidays and 调休 by year), ``/calling-hours/<kind>`` (administrators) |
+| ``levels`` | ``/city-groups``, ``/tasks/<id>/city-transfer`` (转接到地市远程坐席), ``/instances/<id>/national-escalation`` (上报全国中心) |
 
 ``guards`` holds who may call (bearer token, session, designer roles), ``shapes`` the JSON
 bodies and summaries the modules share; a view declares what it takes and answers for the OpenAPI
@@ -38,6 +41,8 @@ from flask import Blueprint, Flask
 from ..extensions import csrf
 from . import (
     admin,
+    alerts,
+    calendars,
     callbacks,
     calls,
     core,
@@ -46,15 +51,17 @@ from . import (
     dunning,
     exchanges,
     instances,
+    levels,
     openapi,
     reports,
     roaming,
+    search,
     tasks,
     urging,
 )
 
 _MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning, roaming, reports,
-            urging, admin, openapi)
+            urging, alerts, admin, calendars, search, levels, openapi)
 
 
 def create_blueprint() -> Blueprint:

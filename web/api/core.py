@@ -86,7 +86,7 @@ def start_instance(key: str):
 @documented("Open escalation alerts the caller may see", response=items_of(obj({
     "id": ID, "instance_id": ID, "reference": nullable(STRING), "task_id": nullable(ID), "title": STRING,
     "level": INTEGER, "target": STRING, "holder": STRING, "due_at": INSTANT, "raised_at": INSTANT,
-    "overdue_seconds": INTEGER})))
+    "overdue_seconds": INTEGER, "acknowledged_at": nullable(INSTANT), "acknowledged_by": nullable(STRING)})))
 @api_login_required
 def escalations():
     user = g.api_user
@@ -99,6 +99,7 @@ def escalations():
         "title": a.escalation.title, "level": a.escalation.level, "target": a.escalation.target,
         "holder": a.holder, "due_at": iso(a.escalation.due_at),
         "raised_at": iso(a.escalation.raised_at), "overdue_seconds": int(a.overdue_seconds),
+        "acknowledged_at": iso(a.escalation.acknowledged_at), "acknowledged_by": a.acknowledged_by or None,
     } for a in visible_escalations(user, now)]})
 
 

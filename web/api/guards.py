@@ -14,13 +14,23 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from engine.access import allowed
+from engine.database import READ_ONLY
 from engine.people import User
 
 from ..auth import user_from_token
 from ..errors import error_response
-from ..extensions import csrf
+from ..extensions import csrf, db
 
 GUARD_ATTR = "kefu_guard"  # on a guarded view: which guard (read by the OpenAPI generator)
+READS_ONLY_ATTR = "kefu_reads_only"
+
+
+def reads_only(view: Callable) -> Callable:
+    """Mark a view that never writes (under its guard): its transaction then takes no write lock
+    on SQLite (``engine.database.READ_ONLY``), so that agents' inbox reads never queue behind the
+    steps of other server processes. A view that writes, even an audit row, must not have it."""
+    setattr(view, READS_ONLY_ATTR, True)
+    return view
 
 
 def bearer_user() -> User | None:
@@ -32,8 +42,12 @@ def bearer_user() -> User | None:
 def api_login_required(view: Callable) -> Callable:
     """A bearer token, or (for reading only) the browser's signed-in session."""
 
+    reads = getattr(view, READS_ONLY_ATTR, False)
+
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if reads:
+            db.session.connection(execution_options={READ_ONLY: True})
         user = bearer_user()
         if user is None and request.method == "GET" and current_user.is_authenticated:
             user = current_user._get_current_object()

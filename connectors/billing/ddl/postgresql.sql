@@ -307,3 +307,15 @@ COMMENT ON COLUMN kf_change_requests.processing_at IS '开始处理时间 (UTC),
 COMMENT ON COLUMN kf_change_requests.finished_at IS '完成时间 (UTC), set with DONE or REJECTED';
 COMMENT ON COLUMN kf_change_requests.reason IS '处理说明 why REJECTED (required then), or a note on DONE';
 COMMENT ON COLUMN kf_change_requests.billing_ref IS '计费侧单号 billing''s own reference';
+
+-- kf_password_handover: 新服务密码交接 Kefu's own hand-over of a new service password's hash from the agent's step to its service order (moved into the order's params when the order is written; billing ignores it) [written by kefu]
+CREATE TABLE kf_password_handover (
+    token VARCHAR(64) NOT NULL,  -- 交接凭据 random single-use token (what Kefu's order names)
+    password_hash VARCHAR(200) NOT NULL,  -- 新服务密码散列 scrypt$… (never the password)
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL,  -- 写入时间 (UTC); unused rows are removed after a day
+    CONSTRAINT pk_kf_password_handover PRIMARY KEY (token)
+);
+COMMENT ON TABLE kf_password_handover IS '新服务密码交接 Kefu''s own hand-over of a new service password''s hash from the agent''s step to its service order (moved into the order''s params when the order is written; billing ignores it)';
+COMMENT ON COLUMN kf_password_handover.token IS '交接凭据 random single-use token (what Kefu''s order names)';
+COMMENT ON COLUMN kf_password_handover.password_hash IS '新服务密码散列 scrypt$… (never the password)';
+COMMENT ON COLUMN kf_password_handover.created_at IS '写入时间 (UTC); unused rows are removed after a day';

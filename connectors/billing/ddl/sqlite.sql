@@ -186,3 +186,11 @@ CREATE TABLE kf_change_requests (
 );
 CREATE INDEX ix_kf_change_requests_customer_id_requested_at ON kf_change_requests (customer_id, requested_at);
 CREATE INDEX ix_kf_change_requests_status_id ON kf_change_requests (status, id);
+
+-- kf_password_handover: 新服务密码交接 Kefu's own hand-over of a new service password's hash from the agent's step to its service order (moved into the order's params when the order is written; billing ignores it) [written by kefu]
+CREATE TABLE kf_password_handover (
+    token VARCHAR(64) NOT NULL,  -- 交接凭据 random single-use token (what Kefu's order names)
+    password_hash VARCHAR(200) NOT NULL,  -- 新服务密码散列 scrypt$… (never the password)
+    created_at DATETIME NOT NULL,  -- 写入时间 (UTC); unused rows are removed after a day
+    CONSTRAINT pk_kf_password_handover PRIMARY KEY (token)
+);

@@ -1,0 +1,93 @@
+"""Escalation to the national centre (上报全国中心, issue 15): a province deployment sends a complaint
+over the roaming exchange's transport to a second, real deployment playing the national centre
+(its own server, database and company code, on loopback, as the roaming tests' partner); the
+centre's answer comes back into the province's case history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.web.test_roaming import (
+    SECRET,
+    Deployment,
+    _complete,
+    _free_port,
+    _make_app,
+    _open_task,
+    _page,
+    _partners_file,
+)
+
+INTAKE = {"customer_phone": "13008710001", "complainant_name": "赵女士", "contact_phone": "13008710001",
+          "channel": "phone", "category": "service", "description": "多省营业厅均无法办理携号转网"}
+
+
+@pytest.fixture
+def province_and_centre(tmp_path, monkeypatch) -> Iterator[tuple[Deployment, Deployment]]:
+    monkeypatch.setenv("KEFU_DATA_DIR", str(tmp_path / "data"))
+    yn_port, qg_port = _free_port(), _free_port()
+    yn_file = _partners_file(tmp_path / "yn-partners.json", [
+        {"code": "QG", "name": "全国客服中心", "url": f"http://127.0.0.1:{qg_port}", "secret": SECRET,
+         "national": True}])
+    qg_file = _partners_file(tmp_path / "qg-partners.json", [
+        {"code": "YN", "name": "云南联通", "url": f"http://127.0.0.1:{yn_port}", "secret": SECRET,
+         "prefixes": ["1300871"]}])
+    yn = Deployment(_make_app(tmp_path / "yn", "YN", yn_file), f"http://127.0.0.1:{yn_port}", yn_port).start()
+    qg = Deployment(_make_app(tmp_path / "qg", "QG", qg_file), f"http://127.0.0.1:{qg_port}", qg_port).start()
+    yield yn, qg
+    from web.extensions import db
+
+    for side in (yn, qg):
+        side.stop()
+        with side.app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_complaint_goes_to_the_national_centre_and_its_answer_comes_back(province_and_centre):
+    yn, qg = province_and_centre
+    started = yn.api().post(yn.url + "/api/v1/processes/complaint/instances", json={"data": INTAKE}, timeout=10)
+    assert started.status_code == 201, started.text
+    case = started.json()["id"]
+    url = f"{yn.url}/api/v1/instances/{case}/national-escalation"
+    assert yn.api("agent1").post(url, json={"reason": "x"}, timeout=10).status_code == 403  # agents may not
+    assert yn.api("leader1").post(url, json={"reason": " "}, timeout=10).status_code in (400, 422)
+    sent = yn.api("leader1").post(url, json={"reason": "涉及多省携号转网政策，需全国协调"}, timeout=10)
+    assert sent.status_code == 201, sent.text
+    assert (sent.json()["partner"], sent.json()["status"]) == ("QG", "sent")
+    assert yn.api("leader1").post(url, json={"reason": "again"}, timeout=10).status_code == 409
+
+    yn.tick(datetime.now(UTC))  # the signed dispatch goes out; the centre acknowledges it
+    (out,) = yn.transfers()
+    assert (out["partner"], out["status"]) == ("QG", "acknowledged")
+    qg.tick(datetime.now(UTC))  # the centre opens its own case from the dispatch
+    (incoming,) = qg.transfers()
+    assert (incoming["direction"], incoming["partner"]) == ("in", "YN")
+    assert "涉及多省携号转网政策" in _page(qg, f"/cases/{incoming['instance_id']}")
+
+    triage = _open_task(qg, incoming["instance_id"])
+    _complete(qg, triage["id"], {"resolution": "answer_now", "first_reply": "已协调广东、四川两省营业厅，三日内办结。",
+                                        "satisfaction": "satisfied"})
+    qg.tick(datetime.now(UTC))   # the receipt goes back
+    yn.tick(datetime.now(UTC))   # … and into the province's case
+    (answered,) = yn.transfers()
+    assert answered["status"] == "answered" and answered["receipt"]["result"].startswith("已协调")
+    page = _page(yn, f"/cases/{case}", user="leader1")
+    assert "全国中心答复" in page and "已协调广东、四川两省营业厅" in page
+    assert "上报全国中心" in page and "全国客服中心" in page
+    # the province's own complaint went on meanwhile: its first step is still open at intake
+    assert _open_task(yn, case)["title"]
+
+
+def test_the_shipped_partners_name_a_national_centre_that_homes_no_number():
+    from processes.roaming import load_partners
+
+    partners = load_partners("YN", None, "http://127.0.0.1:5000")
+    centre = partners.national_centre()
+    assert centre is not None and (centre.code, centre.name) == ("QG", "全国客服中心")
+    assert partners.is_national("QG") and not partners.is_national("GD")
+    assert partners.home_of("13000200001").code == "GD"
