@@ -18,6 +18,7 @@ from processes.sms_templates import DEFAULTS, SmsTemplate, check_template
 
 from . import views_helpers
 from .access import permission_required
+from .case_text import reason_in_words
 from .extensions import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -102,7 +103,22 @@ def sms_log():
     smsc = current_app.extensions.get("kefu_demo_smsc")
     received = smsc.messages()[-50:][::-1] if smsc is not None else None
     return render_template("admin_sms.html", jobs=jobs, refs=refs, replies=replies, received=received,
-                           cases=_cases([j.instance_id for j in jobs] + [r.instance_id for r in replies]))
+                           cases=_cases([j.instance_id for j in jobs] + [r.instance_id for r in replies]),
+                           titles={code: title for code, (title, _body, _sample) in DEFAULTS.items()},
+                           reason=reason_in_words, reply_outcome=_reply_outcome)
+
+
+def _reply_outcome(outcome: str | None) -> str:
+    """What became of a customer's reply, in words (the tick stores a short English note)."""
+    if not outcome:
+        return _("Waiting to be handed to a case")
+    if outcome.startswith("delivered to case"):
+        return _("Handed to case %(case)s", case=outcome.removeprefix("delivered to case").strip())
+    if outcome.startswith("no case waits"):
+        return _("No case was waiting for a reply from this number")
+    if outcome.startswith("failed"):
+        return _("Could not be handed to the case: %(reason)s", reason=reason_in_words(outcome))
+    return _("Not for a case")
 
 
 @bp.get("/exchanges")

@@ -68,12 +68,7 @@ NOT_WORDS = re.compile(
     rf"|{_L}(?:(?:agent|leader|net|netlead|bill|billlead|sales|dun|manager|analyst|hzseat|hzlead)\d+|admin){_R}")
 # Findings on pages other helpers are changing right now, reported to them (issue 16 sweep):
 # (path prefix, finding prefix) -> whom it was reported to. Printed, not failed; remove when fixed.
-KNOWN = {
-    ("/admin/sms/templates", "code: "): "H8 admin: template variables shown bare (wrap in <code>)",
-    ("/admin/sms/templates", "English: "): "H8 admin: template variables and 'Jinja' shown bare",
-    ("/admin/sms", "code: "): "H8 admin: SMS log shows template codes",
-    ("/admin/sms", "English: "): "H8 admin: SMS log shows job states and template codes",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 # The page's text, hidden parts included (they show on a click), but not what a page marks as an
 # identifier on purpose (<code>: process keys for the analyst), nor scripts and styles.
 PAGE_TEXT = """() => {
@@ -81,7 +76,7 @@ PAGE_TEXT = """() => {
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   while (walker.nextNode()) {
     const parent = walker.currentNode.parentElement;
-    if (parent && !parent.closest("code, script, style, template, noscript")) { parts.push(walker.currentNode.nodeValue); }
+    if (parent && !parent.closest("code, script, style, template, noscript, textarea")) { parts.push(walker.currentNode.nodeValue); }
   }
   return parts.join(" ");
 }"""
