@@ -38,6 +38,7 @@ ENGLISH = {
     "format": "Not a valid date and time with time zone.",
     "unknown": "Unknown field.",
     "invalid": "Invalid value.",
+    "pattern": "Not in the expected form. {hint_en}",
 }
 
 
@@ -95,6 +96,10 @@ def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str, dict[st
         return [(field, "type", {"expected": error.validator_value})]
     if kind == "format":
         return [(field, "format", {})]
+    if kind == "pattern":  # the form says what it expects (``x-pattern-hint``, ``x-pattern-hint-en``)
+        node = error.schema if isinstance(error.schema, dict) else {}
+        return [(field, "pattern", {"hint": str(node.get("x-pattern-hint", "")),
+                                    "hint_en": str(node.get("x-pattern-hint-en", ""))})]
     if kind in ("if", "then", "allOf"):
         return []  # the nested errors are reported on their own
     return [(field or "data", "invalid", {})]

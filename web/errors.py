@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -40,6 +41,7 @@ FIELD_MESSAGES = {
     "format": _l("Not a valid date and time."),
     "unknown": _l("Unknown field."),
     "invalid": _l("Invalid value."),
+    "pattern": _l("Not in the expected form. %(hint)s"),
     # the complaint's transfer to the home province (processes/roaming.py, roaming.home)
     "not_homed_elsewhere": _l("The customer's number is not homed in another province: "
                               "the complaint cannot be transferred to a home province."),
@@ -57,8 +59,14 @@ def localized_fields(exc: ValidationFailed) -> dict[str, str]:
     codes = getattr(exc, "codes", None)
     if not codes:
         return dict(exc.fields)
-    return {field: str(FIELD_MESSAGES[c["code"]]) % c["params"] if c["params"]
-            else str(FIELD_MESSAGES[c["code"]]) for field, c in codes.items()}
+    english = str(get_locale() or "").startswith("en")
+    out = {}
+    for field, c in codes.items():
+        params = dict(c["params"])
+        if english and params.get("hint_en"):
+            params["hint"] = params["hint_en"]  # the form's own hint in the user's language
+        out[field] = (str(FIELD_MESSAGES[c["code"]]) % params if params else str(FIELD_MESSAGES[c["code"]])).strip()
+    return out
 
 
 # A page shows people a headline for the status and, where the engine's reason is one people

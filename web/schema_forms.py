@@ -31,6 +31,26 @@ class Field:
     error: str | None = None
     # (choice, what to ask the customer when it is chosen): ``x-prompts`` (陈述要素), shown by kefu.js
     prompts: list[tuple[str, str]] = field(default_factory=list)
+    # required only in some cases (the schema's ``allOf`` of ``if``/``then``/``else``): the star
+    # follows the controlling field in the browser (kefu.js); ``required_now`` is its first state
+    conditions: list[Condition] = field(default_factory=list)
+    required_now: bool = False
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``field`` required when ``control``'s value is one of ``values`` (or, ``negate``, is not)."""
+    control: str
+    values: tuple[str, ...]
+    negate: bool = False
+
+    def holds(self, values: dict[str, Any]) -> bool:
+        return (_as_text(values.get(self.control)) in self.values) != self.negate
+
+    @property
+    def as_json(self) -> list[Any]:
+        """What kefu.js reads to follow the control: ``[control, values, negate]``."""
+        return [self.control, list(self.values), self.negate]
 
 
 def label_of(node: dict[str, Any], locale: str, fallback: str = "") -> str:
@@ -63,6 +83,7 @@ def fields_of(schema: dict[str, Any], values: dict[str, Any], errors: dict[str, 
     """The form's fields in schema order, with current values and errors; ``context`` decides
     which conditional choices are offered (``x-choice-when``)."""
     required = set(schema.get("required", []))
+    conditions = conditions_of(schema)
     out = []
     for name, node in (schema.get("properties") or {}).items():
         kind = _kind(node)
@@ -77,8 +98,40 @@ def fields_of(schema: dict[str, Any], values: dict[str, Any], errors: dict[str, 
                          required=name in required, value=value, choices=choices,
                          description=str(description or node.get("description") or ""),
                          max_length=node.get("maxLength"), error=errors.get(name),
-                         prompts=prompts_of(node, choices, locale)))
+                         prompts=prompts_of(node, choices, locale), conditions=conditions.get(name, []),
+                         required_now=any(c.holds(values) for c in conditions.get(name, []))))
     return out
+
+
+def conditions_of(schema: dict[str, Any]) -> dict[str, list[Condition]]:
+    """Per field, when it is required: read from ``allOf`` entries whose ``if`` tests one field's
+    ``const``/``enum`` and whose ``then``/``else`` list ``required`` fields — the same rule the
+    engine validates, so the star and the check cannot disagree."""
+    found: dict[str, list[Condition]] = {}
+    for rule in schema.get("allOf") or []:
+        test = (rule.get("if") or {}).get("properties") if isinstance(rule, dict) else None
+        if not isinstance(test, dict) or len(test) != 1:
+            continue
+        (control, node), = test.items()
+        if not isinstance(node, dict):
+            continue
+        if "const" in node:
+            values = (_as_text(node["const"]),)
+        elif isinstance(node.get("enum"), list):
+            values = tuple(_as_text(v) for v in node["enum"])
+        else:
+            continue
+        for branch, negate in (("then", False), ("else", True)):
+            for name in (rule.get(branch) or {}).get("required", []) if isinstance(rule.get(branch), dict) else []:
+                found.setdefault(name, []).append(Condition(control, values, negate))
+    return found
+
+
+def _as_text(value: Any) -> str:
+    """A value as the browser's form has it (a checkbox: "true" / "false")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def prompts_of(node: dict[str, Any], choices: list[tuple[str, str]], locale: str) -> list[tuple[str, str]]:

@@ -275,9 +275,14 @@ def test_a_rejected_order_asks_the_agent_to_call_back_with_billings_reason(desk,
 
 def test_a_wrong_request_is_corrected_before_anything_is_written(desk):
     desk.identify()
-    desk.take({"request_type": "feature_on"})  # no feature chosen
+    # No feature chosen: the form itself says so, on the field (the star follows the request type).
+    refused = desk.complete("take_request", {"request_type": "feature_on"}, status=422)
+    assert set(refused["fields"]) == {"feature"}
+    # Billing's own check stays the backstop for what a form cannot express (a family number
+    # given twice): the step stays, with billing's reason, and nothing is written.
+    desk.take({"request_type": "set_family_numbers", "family_numbers": "13800000001,13800000001"})
     task = desk.task("take_request")
-    assert task["data"]["order"] == {"ok": False, "error_zh": "开通功能缺少参数：feature", "request_type": "feature_on"}
+    assert task["data"]["order"]["ok"] is False and task["data"]["order"]["error_zh"] == "亲友号码不能重复"
     assert desk.jobs() == []
     desk.take({"request_type": "feature_on", "feature": "call_waiting"})
     assert [j.operation for j in desk.jobs()] == ["billing.submit_order"]

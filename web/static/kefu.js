@@ -25,6 +25,27 @@
     });
   });
 
+  // A field required only in some cases (the form's if/then rules): its star follows the control.
+  document.querySelectorAll(".req-when[data-when]").forEach(function (star) {
+    var form = star.closest("form");
+    if (!form) { return; }
+    var rules = JSON.parse(star.dataset.when);
+    function valueOf(name) {
+      var control = form.elements[name];
+      if (!control) { return ""; }
+      if (control.type === "checkbox") { return control.checked ? "true" : "false"; }
+      return control.value || "";
+    }
+    function update() {
+      star.hidden = !rules.some(function (r) { return (r[1].indexOf(valueOf(r[0])) >= 0) !== r[2]; });
+    }
+    rules.forEach(function (r) {
+      var control = form.elements[r[0]];
+      if (control && control.addEventListener) { control.addEventListener("change", update); }
+    });
+    update();
+  });
+
   // While recording a case, list the customer's earlier cases as soon as the number is typed.
   var history = document.getElementById("history");
   var phone = document.querySelector(".start-form [name=customer_phone]");
