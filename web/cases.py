@@ -45,12 +45,12 @@ CASES_PAGE = 50
 LINKED_KINDS = (roaming.TRANSFERRED, roaming.TRANSFERRED_FROM)
 
 
-def customer_history(phone: str | None, key: str = "complaint", exclude: int | None = None):
-    """This customer's earlier cases of a process, newest first."""
+def customer_history(phone: str | None, exclude: int | None = None):
+    """This customer's earlier cases of every process (a complaint matters when taking a request),
+    newest first."""
     if not phone:
         return []
-    query = (select(ProcessInstance).where(ProcessInstance.customer_phone == phone.strip(),
-                                           ProcessInstance.process_key == key)
+    query = (select(ProcessInstance).where(ProcessInstance.customer_phone == phone.strip())
              .order_by(ProcessInstance.id.desc()).limit(HISTORY_LIMIT))
     if exclude:
         query = query.where(ProcessInstance.id != exclude)
@@ -132,7 +132,7 @@ def new(key: str):
             return redirect(url_for("cases.show", instance_id=instance.id))
     return render_template("case_new.html", definition=definition, key=key, call=call,
                            fields=fields_of(schema, values, errors, locale()),
-                           history=customer_history(values.get("customer_phone"), key),
+                           history=customer_history(values.get("customer_phone")),
                            catalog=field_catalog(forms, locale())), status
 
 
@@ -142,7 +142,7 @@ def history_fragment():
     key = request.args.get("key", "complaint")
     definition = definitions.latest_version(db.session, key)
     forms = engine().specs.get(db.session, definition.id)[2] if definition else {}
-    return render_template("_history.html", history=customer_history(request.args.get("customer_phone"), key),
+    return render_template("_history.html", history=customer_history(request.args.get("customer_phone")),
                            catalog=field_catalog(forms, locale()))
 
 
@@ -163,7 +163,7 @@ def show(instance_id: int):
         catalog=field_catalog(forms, locale()), tasks=tasks, urges=urging.urge_counts(db.session, [t.id for t in tasks]),
         clocks=clocks_of_instance(db.session, instance.id), escalations=escalations,
         events=events, users=users, diagram=_diagram(instance),
-        history=customer_history(instance.customer_phone, instance.process_key, exclude=instance.id),
+        history=customer_history(instance.customer_phone, exclude=instance.id),
         roaming=_roaming_view(instance.id),
         linked=[e for e in events if e.kind in LINKED_KINDS and e.data and e.data.get("link_id")])
 
