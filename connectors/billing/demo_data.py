@@ -160,10 +160,11 @@ class _Plan:
 
 
 class _Generator:
-    def __init__(self, subscribers: int, seed: int, today: date, calls_per_day: float) -> None:
+    def __init__(self, subscribers: int, seed: int, today: date, calls_per_day: float,
+                 now: datetime | None = None) -> None:
         self.rng = random.Random(seed)
         self.seed, self.today, self.target, self.calls_per_day = seed, today, subscribers, calls_per_day
-        self.now = datetime.combine(today, time(2, 0), UTC)  # 10:00 in Beijing
+        self.now = now or datetime.combine(today, time(2, 0), UTC)  # 10:00 in Beijing
         self.rows = _Rows()
         self.months = _months_before(today, 6)
         self.next_number = 0
@@ -344,8 +345,9 @@ class _Generator:
             elif not plan.prepaid:
                 self.rows.add("kf_payments", {
                     "subscription_id": sid, "amount_fen": total,
-                    "paid_at": datetime.combine(due - timedelta(days=rng.randint(0, 14)),
-                                                time(rng.randint(1, 12), rng.randrange(60)), UTC),
+                    "paid_at": min(datetime.combine(due - timedelta(days=rng.randint(0, 14)),
+                                                    time(rng.randint(1, 12), rng.randrange(60)), UTC),
+                                   self.now - timedelta(hours=2)),  # last month's bill: paid, but not later than now
                     "channel": rng.choice(("bank", "counter", "online", "auto_debit")),
                     "reference": f"R{month.replace('-', '')}{sid:07d}"})
             if plan.prepaid:
@@ -544,6 +546,9 @@ def seed(gateway: BillingGateway, subscribers: int = 3000, seed: int = 7, today:
     or when the database holds somebody else's subscriptions)."""
     today = today or datetime.now(codes.CHINA_TZ).date()
     now = datetime.combine(today, time(2, 0), UTC)
+    # Seeded today, nothing may lie ahead of the moment of seeding (a call at 10:00 seen at 08:00);
+    # a day in the past gives the same rows for the same seed.
+    now = min(now, datetime.now(UTC).replace(microsecond=0))
     gateway.create_schema(now)
     with gateway.connect() as conn:
         marker = conn.scalar(select(meta.c.value).where(meta.c.name == "demo_seed"))
@@ -553,7 +558,7 @@ def seed(gateway: BillingGateway, subscribers: int = 3000, seed: int = 7, today:
     if existing:
         log.warning("%r holds subscriptions but no demo marker: not seeding a real billing database", gateway)
         return {}
-    rows = _Generator(subscribers, seed, today, calls_per_day).run()
+    rows = _Generator(subscribers, seed, today, calls_per_day, now).run()
     counts: dict[str, int] = {}
     with gateway.connect(write=True) as conn:
         for table in ORDER:
