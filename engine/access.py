@@ -173,3 +173,16 @@ def visible_cases(session: Session, user: User) -> ColumnElement[bool]:
         reach = reach | HumanTask.group_id.in_(_city_groups(cities))
     return or_(ProcessInstance.started_by == user.id,
                exists().where(HumanTask.instance_id == ProcessInstance.id, reach))
+
+
+def may_read_reports(session: Session, user: User) -> bool:
+    """The complaint statistics: managers (``read_reports``) the centre's, a city leader the city's."""
+    return allowed(user, "read_reports") or city_scope(session, user) is not None
+
+
+def report_reach(session: Session, user: User) -> Select | None:
+    """The case ids a user's statistics count: None for the whole centre (a manager, an admin),
+    the cases of their city for a city leader (:func:`visible_cases`)."""
+    if city_scope(session, user) is None:
+        return None
+    return select(ProcessInstance.id).where(visible_cases(session, user))

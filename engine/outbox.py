@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from . import appends
 from .db import Base
 from .models import record_event
 
@@ -109,13 +110,18 @@ class Incident(Base):
 def enqueue(session: Session, operation: str, params: dict[str, Any], *, key: str, now: datetime,
             instance_id: int | None = None, task_guid: str | None = None, element_id: str | None = None,
             result_var: str | None = None, wait: bool = False, max_attempts: int = 5,
-            priority: int = 0) -> ConnectorJob:
-    """Add a job to the session (it is written with the caller's transaction)."""
+            priority: int = 0, batched: bool = False) -> ConnectorJob:
+    """Add a job to the session (it is written with the caller's transaction). ``batched``: an
+    engine step's job, written with the step's other new rows (engine/appends.py); the returned
+    object is then not in the session."""
     job = ConnectorJob(key=key[:80], instance_id=instance_id, task_guid=task_guid, element_id=element_id,
                        operation=operation, params=params, result_var=result_var, wait=wait, priority=priority,
                        status=QUEUED, attempts=0, max_attempts=max_attempts, next_run_at=now,
                        created_at=now)
-    session.add(job)
+    if batched:
+        appends.append_object(session, job)
+    else:
+        session.add(job)
     return job
 
 

@@ -401,7 +401,7 @@ class Engine:
                            key=outbox.job_key(instance.id, request.task_guid), now=now,
                            instance_id=instance.id, task_guid=request.task_guid,
                            element_id=request.element_id, result_var=request.result_var, wait=request.wait,
-                           priority=request.priority)
+                           priority=request.priority, batched=True)
         if calls.requests and self.on_jobs_queued is not None:
             after_commit(session, self.on_jobs_queued, key="jobs_queued")
         try:

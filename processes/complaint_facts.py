@@ -275,8 +275,9 @@ def check_period(start: str | None, end: str | None, by: str | None) -> Period:
     return Period(days["from"], days["to"], str(by))
 
 
-def report_query(period: Period) -> Select[Any]:
-    """The report as one statement: ``(key, *MEASURES)`` rows ordered by key.
+def report_query(period: Period, reach: Select[Any] | None = None) -> Select[Any]:
+    """The report as one statement: ``(key, *MEASURES)`` rows ordered by key; ``reach`` (the case
+    ids a city leader may count, ``engine.access.report_reach``) narrows it to those cases.
 
     Two GROUP BYs: the inner one reads the day range of one covering index in its own order
     (day, key, outcome), so SQLite neither sorts nor visits the table, and counts the facts per
@@ -286,7 +287,7 @@ def report_query(period: Period) -> Select[Any]:
     dim = f["category" if period.by == "day" else period.by]
     daily = (select(f.received_day, dim.label("dim"), f.outcome, func.count().label("n"),
                     func.sum(f.escalations).label("escalations"))
-             .where(f.received_day.between(period.start, period.end))
+             .where(f.received_day.between(period.start, period.end), *_within(reach))
              .group_by(f.received_day, dim, f.outcome).subquery("daily"))
     key = daily.c.received_day if period.by == "day" else daily.c.dim
 
@@ -299,18 +300,24 @@ def report_query(period: Period) -> Select[Any]:
     return select(key.label("key"), *figures).group_by(key).order_by(key)
 
 
-def urges_query(period: Period) -> Select[Any]:
+def _within(reach: Select[Any] | None) -> list[ColumnElement[bool]]:
+    return [] if reach is None else [_facts.c.instance_id.in_(reach)]
+
+
+def urges_query(period: Period, reach: Select[Any] | None = None) -> Select[Any]:
     """``(key, urges)`` rows: the urges of the period's urged cases, read through the partial
     index of urged cases (a few rows) rather than summed by the main report over every case."""
     f = _facts.c
     key = f.received_day if period.by == "day" else f[period.by]
     return (select(key.label("key"), func.sum(f.urges).label("urges"))
-            .where(f.received_day.between(period.start, period.end), f.urges > 0).group_by(key))
+            .where(f.received_day.between(period.start, period.end), f.urges > 0, *_within(reach))
+            .group_by(key))
 
 
-def report(session: Session, period: Period) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def report(session: Session, period: Period,
+           reach: Select[Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """``(items, totals)``: per key its integer counts (key: the code, the day as YYYY-MM-DD, or
-    None), and the counts over all keys. Only the session's bind is used: a caller holding a
+    None), and the counts over all keys, of the cases in ``reach`` (None: every case). Only the session's bind is used: a caller holding a
     write transaction should end it first (see ``web.reports.complaint_table``)."""
     # Read on a connection of its own that takes no write lock (engine.database.READ_ONLY): a
     # month of a busy centre is a long read, and steps must not wait for it.
@@ -318,8 +325,8 @@ def report(session: Session, period: Period) -> tuple[list[dict[str, Any]], dict
     db = bind.engine if isinstance(bind, Connection) else bind
     with db.connect() as connection:
         reading = connection.execution_options(**{READ_ONLY: True})
-        rows = reading.execute(report_query(period)).all()
-        urges = {row.key: int(row.urges or 0) for row in reading.execute(urges_query(period))}
+        rows = reading.execute(report_query(period, reach)).all()
+        urges = {row.key: int(row.urges or 0) for row in reading.execute(urges_query(period, reach))}
     items: list[dict[str, Any]] = []
     for row in rows:
         key = row.key.isoformat() if isinstance(row.key, date) else row.key

@@ -15,7 +15,8 @@ from engine.models import AuditEvent, ProcessInstance, record_event
 from engine.people import User
 
 # The complaint intake's categories (bpmn/forms/complaint_intake.schema.json); "" = every category.
-CATEGORIES = ("billing", "network", "service", "sales", "suggestion", "other")
+CATEGORIES = ("billing", "network", "service", "sales", "suggestion", "other",
+              "installation", "value_added", "appeal")
 NOTE_KIND = "internal_note"
 NOTE_LIMIT = 500  # one history line
 

@@ -26,7 +26,8 @@ bp = Blueprint("case_tools", __name__)
 
 CATEGORY_LABELS = {"": _l("Every category"), "billing": _l("Billing"), "network": _l("Network"),
                    "service": _l("Service"), "sales": _l("Sales"), "suggestion": _l("Suggestion"),
-                   "other": _l("Other")}
+                   "other": _l("Other"), "installation": _l("Installation, moves and repair staff"),
+                   "value_added": _l("Value-added services"), "appeal": _l("Escalated complaint / appeal")}
 FILE_PROBLEMS = {"empty": _l("The file is empty."), "too_large": _l("The file is larger than %(mb)s MB."),
                  "unsupported_type": _l("Only PDF, PNG, JPEG, text and Office documents (docx, xlsx, pptx) "
                                         "without macros are accepted."),

@@ -1,7 +1,7 @@
 """Filters and sorting of the inbox and the case list, read from the query string and applied in
-SQL: process, step, group, holder, SLA state, priority, VIP, date range; sort by due time,
-creation or priority. Also the SLA countdown's words, shared with the browser's live countdown
-(web/static/inbox.js computes the same words every few seconds)."""
+SQL: process, step, group, holder, SLA state, priority, VIP, date range; sort by due time (VIP
+cases first — the inbox's default), creation or priority. Also the SLA countdown's words, shared
+with the browser's live countdown (web/static/inbox.js computes the same words every few seconds)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy import Select, and_, case, exists, func, select
 
 from engine.models import OPEN, SUSPENDED, HumanTask, ProcessInstance
 from processes.desk_search import MAX_PRIORITY, CaseIndex
@@ -19,6 +19,8 @@ from .schema_forms import LOCAL
 
 SLA_STATES = ("ok", "warning", "overdue", "paused", "none")
 SORTS = ("due", "created", "priority")
+# VIP cases before the others (a case without an index row counts as not VIP); portable SQL.
+VIP_FIRST = case((CaseIndex.vip.is_(True), 0), else_=1)
 
 
 @dataclass(frozen=True)
@@ -116,11 +118,11 @@ def _case_conditions(f: DeskFilters, created) -> list:
 
 def filter_tasks(query: Select, f: DeskFilters, now: datetime) -> Select:
     """An inbox select of ``HumanTask`` narrowed and sorted by ``f``. The case and its index row
-    are joined only when a filter or the sort needs them: the plain inbox stays one index read."""
+    are joined only when a filter or the sort needs them (the due sort puts VIP cases first)."""
     case_needed = bool(f.process or f.sla or f.start or f.end)
-    index_needed = bool(f.priority or f.vip or f.sort == "priority")
+    index_needed = bool(f.priority or f.vip or f.sort in ("priority", "due"))
     query = query.order_by(None)
-    if case_needed or index_needed:
+    if case_needed:
         query = query.join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
     if index_needed:
         query = query.outerjoin(CaseIndex, CaseIndex.instance_id == HumanTask.instance_id)
@@ -130,7 +132,7 @@ def filter_tasks(query: Select, f: DeskFilters, now: datetime) -> Select:
         return query.order_by(HumanTask.created_at.desc(), HumanTask.id.desc())
     if f.sort == "priority":
         return query.order_by(func.coalesce(CaseIndex.priority, 0).desc(), *due_order)
-    return query.order_by(*due_order)
+    return query.order_by(VIP_FIRST, *due_order)
 
 
 def filter_cases(query: Select, f: DeskFilters, now: datetime) -> Select:
@@ -146,7 +148,7 @@ def filter_cases(query: Select, f: DeskFilters, now: datetime) -> Select:
         next_due = (select(func.min(HumanTask.due_at)).where(HumanTask.instance_id == ProcessInstance.id,
                                                              HumanTask.status == OPEN)
                     .correlate(ProcessInstance).scalar_subquery())
-        return query.order_by(next_due.is_(None), next_due, ProcessInstance.id.desc())
+        return query.order_by(VIP_FIRST, next_due.is_(None), next_due, ProcessInstance.id.desc())
     if f.sort == "priority":
         return query.order_by(func.coalesce(CaseIndex.priority, 0).desc(), ProcessInstance.id.desc())
     return query.order_by(ProcessInstance.id.desc())

@@ -1,5 +1,6 @@
 """The managers' statistics (统计报表): the complaint report page with its chart, the CSV and XLSX
-exports, and the table the API shares (``web/api/reports.py``). The figures come from
+exports, and the table the API shares (``web/api/reports.py``). A city leader reads the same
+report counting only the city's cases (``engine.access.report_reach``). The figures come from
 ``processes.complaint_facts`` (one indexed GROUP BY); this module only names and lays them out.
 
 Labels and headers are Chinese whatever the page language: exported files go to the centre's
@@ -12,10 +13,11 @@ import csv
 import io
 from typing import Any
 
-from flask import Blueprint, Response, render_template, request, send_from_directory
+from flask import Blueprint, Response, abort, render_template, request, send_from_directory
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from engine import definitions
+from engine import access, definitions
 from engine.clock import LOCAL_TZ, utcnow
 from engine.errors import ValidationFailed
 from engine.people import Group
@@ -23,7 +25,6 @@ from processes import complaint_facts
 from processes.complaint_facts import MEASURES, NONE_KEY, Period
 
 from . import config
-from .access import permission_required
 from .extensions import db
 from .views_helpers import engine
 
@@ -68,11 +69,13 @@ def label_of(by: str, key: str | None, names: dict[str, dict[str, str]]) -> str:
     return names.get(by, {}).get(key, key)
 
 
-def complaint_table(period: Period) -> dict[str, Any]:
-    """``{"items": [{key, label, *MEASURES}], "totals": {*MEASURES}}`` — the API's body."""
+def complaint_table(period: Period, user: Any) -> dict[str, Any]:
+    """``{"items": [{key, label, *MEASURES}], "totals": {*MEASURES}}`` — the API's body, counting
+    the cases ``user`` may count (a city leader: the city's)."""
     names = labels()
+    reach = access.report_reach(db.session, user)
     db.session.rollback()  # end the request's transaction (and its SQLite write lock): nothing was written
-    items, totals = complaint_facts.report(db.session, period)
+    items, totals = complaint_facts.report(db.session, period, reach)
     return {"items": [{"key": item["key"], "label": label_of(period.by, item["key"], names),
                        **{m: item[m] for m in MEASURES}} for item in items],
             "totals": totals}
@@ -130,9 +133,23 @@ def _default_period() -> tuple[str, str]:
     return today.replace(day=1).isoformat(), today.isoformat()
 
 
+def _may_read() -> None:
+    if not access.may_read_reports(db.session, current_user):
+        abort(403)
+
+
+@bp.app_context_processor
+def _reports_link() -> dict[str, Any]:
+    """``may_read_reports()`` for the menu: a manager or a city leader (asked only when rendered)."""
+    def may_read_reports() -> bool:
+        return bool(current_user.is_authenticated) and access.may_read_reports(db.session, current_user)
+    return {"may_read_reports": may_read_reports}
+
+
 @bp.get("/reports/complaints")
-@permission_required("read_reports")
+@login_required
 def complaints() -> Any:
+    _may_read()
     start, end = _default_period()
     args = {"from": request.args.get("from") or start, "to": request.args.get("to") or end,
             "by": request.args.get("by") or "category"}
@@ -142,7 +159,7 @@ def complaints() -> Any:
         return render_template("reports.html", args=args, errors=exc.fields, table=None,
                                dimensions=DIMENSION_TITLES, measures=MEASURE_TITLES, rates=RATES,
                                rate=rate, chart=None, none_key=NONE_KEY), 422
-    table = complaint_table(period)
+    table = complaint_table(period, current_user)
     chart = {"labels": [item["label"] for item in table["items"]],
              "bars": [{"name": MEASURE_TITLES[m], "data": [item[m] for item in table["items"]]}
                       for m in ("received", "closed", "overdue")],
@@ -154,15 +171,16 @@ def complaints() -> Any:
 
 
 @bp.get("/reports/complaints.xlsx")
-@permission_required("read_reports")
+@login_required
 def complaints_xlsx() -> Any:
+    _may_read()
     try:
         period = complaint_facts.check_period(request.args.get("from"), request.args.get("to"),
                                               request.args.get("by"))
     except ValidationFailed as exc:
         return Response("; ".join(f"{k}: {v}" for k, v in exc.fields.items()), status=422,
                         mimetype="text/plain")
-    body = xlsx_bytes(period, complaint_table(period))
+    body = xlsx_bytes(period, complaint_table(period, current_user))
     return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{filename(period, "xlsx")}"'})
 

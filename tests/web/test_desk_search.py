@@ -81,6 +81,26 @@ def test_search_finds_cases_by_number_phone_name_and_words_within_the_users_reac
     assert client.get("/api/v1/search?q=a&limit=0", headers=token("agent1")).status_code == 422
 
 
+def test_a_city_leader_finds_only_the_citys_cases(client, token):
+    """hzlead1 leads hz_city: search reaches the cases transferred to the city, not the province's."""
+    city = _complaint(client, token, complainant_name="上官城市", customer_phone="13900005555")
+    province = _complaint(client, token, complainant_name="上官省里", customer_phone="13900006666")
+    (step,) = client.get(f"/api/v1/instances/{city['id']}", headers=token("agent1")).get_json()["tasks"]
+    moved = client.post(f"/api/v1/tasks/{step['id']}/city-transfer", json={"group": "hz_city", "reason": "上门核查"},
+                        headers=token("agent1"))
+    assert moved.status_code == 200, moved.get_json()
+    found = client.get("/api/v1/search?q=上官", headers=token("hzlead1")).get_json()
+    assert [item["reference"] for item in found["items"]] == [city["reference"]] and found["total"] == 1
+    assert client.get("/api/v1/search?q=上官", headers=token("leader1")).get_json()["total"] == 2
+    _login(client, "hzlead1")
+    page = client.get("/search?q=上官").get_data(as_text=True)
+    assert city["reference"] in page and province["reference"] not in page
+    exact = client.get("/search", query_string={"q": province["reference"]})
+    assert exact.status_code == 200 and "没有您可查看的工单符合" in exact.get_data(as_text=True)
+    assert client.get("/search", query_string={"q": "13900006666"}).status_code == 200
+    assert province["reference"] not in client.get("/search?q=13900006666").get_data(as_text=True)
+
+
 def test_inbox_filters_sort_and_the_live_rows(client, token, app):
     _first, first_task = _dispatched(client, token, complainant_name="甲")
     second, second_task = _dispatched(client, token, complainant_name="乙")
@@ -93,7 +113,9 @@ def test_inbox_filters_sort_and_the_live_rows(client, token, app):
         db.session.commit()
     _login(client, "net1")
     page = client.get("/inbox?scope=group").get_data(as_text=True)
-    assert page.index(f'data-task-id="{first_task}"') < page.index(f'data-task-id="{second_task}"')  # due first
+    # The default order: VIP cases first, then by due time — the VIP step leads the overdue one.
+    assert page.index(f'data-task-id="{second_task}"') < page.index(f'data-task-id="{first_task}"')
+    assert "按到期时间排序（VIP优先）" in page
     assert "已超时 35分" in page and "还剩 " in page and "VIP" in page
     assert '<option value="handle"' in page and '<option value="triage"' in page  # steps from the diagrams
 
@@ -112,6 +134,13 @@ def test_inbox_filters_sort_and_the_live_rows(client, token, app):
     assert rows.headers["X-Kefu-Total"] == "2" and "<html" not in rows.get_data(as_text=True)
     body = rows.get_data(as_text=True)
     assert body.index(f'data-task-id="{second_task}"') < body.index(f'data-task-id="{first_task}"')
+    with app.app_context():
+        from web.extensions import db
+
+        db.session.get(CaseIndex, second).vip = False
+        db.session.commit()
+    body = client.get("/inbox/rows?scope=group").get_data(as_text=True)  # no VIP left: due time first
+    assert body.index(f'data-task-id="{first_task}"') < body.index(f'data-task-id="{second_task}"')
 
 
 def test_case_list_filters_and_pages_for_leaders(client, token, app):

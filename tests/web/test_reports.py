@@ -253,6 +253,32 @@ def test_only_managers_read_reports(client, token):
     assert client.get(f"/api/v1/reports/complaints?{query}").status_code == 401
 
 
+def test_a_city_leader_reads_the_citys_figures_only(month, client, token):
+    """hzlead1 leads 杭州地市中心: the report counts the cases transferred to the city (issue 15)."""
+    from engine.models import HumanTask, ProcessInstance
+    from processes.city_transfer import transfer_to_city
+
+    session = month
+    newest = session.scalars(select(ProcessInstance.id).order_by(ProcessInstance.id.desc())).first()
+    step = _open(session, newest, "triage")
+    assert isinstance(step, HumanTask)
+    transfer_to_city(session, step.id, "hz_city", "需要上门测试", actor=_user(session, "agent1"),
+                     now=T0 + timedelta(days=1, hours=1))
+    session.commit()
+    query = "from=2026-11-01&to=2026-11-30&by=category"
+    city = _get(client, token, query, user="hzlead1").get_json()
+    assert city["items"] == [{**ZERO, "key": "network", "label": "网络/障碍申告", "received": 1}]
+    assert city["totals"]["received"] == 1
+    assert _get(client, token, query, user="manager1").get_json()["totals"]["received"] == 4
+    assert _get(client, token, query, user="leader1").status_code == 403  # a provincial leader: no reports
+    _sign_in(client, "hzlead1")
+    assert 'href="/reports/complaints"' in client.get("/cases").get_data(as_text=True)
+    page = client.get("/reports/complaints?" + query).get_data(as_text=True)
+    assert "网络/障碍申告" in page and "资费" not in page and "/reports/acceptance" not in page
+    assert client.get("/reports/complaints.xlsx?" + query).status_code == 200
+    assert client.get("/reports/acceptance").status_code == 403  # the other services stay the managers'
+
+
 # -- the page -------------------------------------------------------------------------------
 def _sign_in(client, username: str) -> None:
     response = client.post("/login", data={"username": username, "password": "kefu-demo"})

@@ -132,3 +132,33 @@ def test_upgraded_complaints_flagged_by_a_leader_listed_for_managers(client, tok
     assert "越级投诉" in listing and "工信部/通信管理局" in listing and "首次答复" in listing
     client.post("/login", data={"username": "agent1", "password": "kefu-demo"})
     assert client.get("/upgraded").status_code == 403
+
+
+def test_the_api_flags_an_upgraded_complaint_after_intake(client, token, app):
+    from slas.upgrades import is_upgraded
+
+    instance_id, _task_id = _case(client, token)
+    url = f"/api/v1/instances/{instance_id}/upgrade"
+    refused = client.post(url, json={"source": "ministry"}, headers=token("agent1"))
+    assert refused.status_code == 403 and refused.get_json()["error"] == "forbidden"
+    for body, fields in (({}, {"source"}), ({"source": "weibo"}, {"source"}), ({"source": 3}, {"source"}),
+                         ({"source": "ministry", "note": ["x"]}, {"note"})):
+        bad = client.post(url, json=body, headers=token("leader1"))
+        assert bad.status_code == 422 and set(bad.get_json()["fields"]) == fields, body
+    assert client.post(url, data="[1]", content_type="application/json", headers=token("leader1")).status_code == 422
+    assert client.post("/api/v1/instances/999999/upgrade", json={"source": "ministry"},
+                       headers=token("leader1")).status_code == 404
+    done = client.post(url, json={"source": "hotline_10015", "note": " 10015转来 "}, headers=token("leader1"))
+    assert done.status_code == 201, done.get_json()
+    body = done.get_json()
+    assert (body["instance_id"], body["source"], body["note"], body["supervisor"]) == (
+        instance_id, "hotline_10015", "10015转来", "manager1")
+    assert datetime.fromisoformat(body["flagged_at"]).tzinfo is not None
+    with app.app_context():
+        from web.extensions import db
+
+        assert is_upgraded(db.session, instance_id)
+    again = client.post(url, json={"source": "ministry"}, headers=token("manager1"))
+    assert again.status_code == 409 and again.get_json()["error"]
+    client.post("/login", data={"username": "manager1", "password": "kefu-demo"})
+    assert "10015" in client.get("/upgraded").get_data(as_text=True)

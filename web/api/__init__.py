@@ -25,6 +25,7 @@ called from ``create_blueprint`` — importing a module registers nothing.
 | ``search`` | ``/search?q=`` (cases by number, phone, name, words) |
 | ``calendars`` | ``/calendars`` (holidays and 调休 by year), ``/calling-hours/<kind>`` (administrators) |
 | ``levels`` | ``/city-groups``, ``/tasks/<id>/city-transfer`` (转接到地市远程坐席), ``/instances/<id>/national-escalation`` (上报全国中心) |
+| ``upgrades`` | ``/instances/<id>/upgrade`` (越级投诉, after intake) |
 
 ``guards`` holds who may call (bearer token, session, designer roles), ``shapes`` the JSON
 bodies and summaries the modules share; a view declares what it takes and answers for the OpenAPI
@@ -57,11 +58,12 @@ from . import (
     roaming,
     search,
     tasks,
+    upgrades,
     urging,
 )
 
 _MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning, roaming, reports,
-            urging, alerts, admin, calendars, search, levels, openapi)
+            urging, alerts, admin, calendars, search, levels, upgrades, openapi)
 
 
 def create_blueprint() -> Blueprint:

@@ -5,7 +5,8 @@
 overdue, escalations, satisfied, unsatisfied}], "totals": {…}}`` (integer counts of the complaints
 received in the period, Beijing days, both ends included; what each count means is in
 ``processes/complaint_facts.py``). ``Accept: text/csv`` or ``?format=csv`` gives the same table as
-CSV with Chinese headers (UTF-8 with a byte-order mark). Managers (``read_reports``).
+CSV with Chinese headers (UTF-8 with a byte-order mark). Managers (``read_reports``); a city
+leader gets the same report counting only the city's cases.
 
 ``GET /reports/acceptance``, ``/reports/callbacks`` and ``/reports/dunning`` (same ``from``/``to``,
 ``by=kind|day``, JSON or CSV): business acceptance by request type, callbacks / return visits by
@@ -79,8 +80,8 @@ def _wants_csv() -> bool:
                    "format": {"type": "string", "enum": ["json", "csv"]}})
 @api_login_required
 def complaints():
-    if not access.allowed(g.api_user, "read_reports"):
-        return error_response(403, "forbidden", "reports are for managers and administrators")
+    if not access.may_read_reports(db.session, g.api_user):
+        return error_response(403, "forbidden", "reports are for managers, administrators and city leaders")
     fmt = request.args.get("format")
     try:
         if fmt not in (None, "json", "csv"):
@@ -89,7 +90,7 @@ def complaints():
                                               request.args.get("by"))
     except ValidationFailed as exc:
         return error_response(422, "validation_failed", exc.message, fields=exc.fields)
-    table = complaint_table(period)
+    table = complaint_table(period, g.api_user)
     return csv_response(period, table) if _wants_csv() else jsonify(table)
 
 
