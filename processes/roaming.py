@@ -28,28 +28,27 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, and_, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from connectors.base import INLINE, OUTBOX, Call, Operation, PermanentError, TransientError
+from connectors.base import INLINE, Call, Operation, PermanentError
 from engine import outbox
 from engine.clock import LOCAL_TZ, parse_instant
 from engine.db import Base
 from engine.errors import Forbidden, KefuError, NotFound, ValidationFailed
-from engine.models import COMPLETED, DONE, AuditEvent, HumanTask, ProcessInstance, record_event
+from engine.models import COMPLETED, AuditEvent, HumanTask, ProcessInstance, record_event
 from engine.people import Group, User
 from engine.runtime import Engine
-from engine.unit_of_work import Sessions
 from slas.clocks import start_clock
 from slas.models import RUNNING as CLOCK_RUNNING
 from slas.models import STOPPED, Escalation, SlaClock
 from slas.policies import Policy
+
+from .roaming_partners import Partner, Partners
 
 log = logging.getLogger("kefu.roaming")
 
@@ -58,8 +57,6 @@ SENT, ACKNOWLEDGED, ANSWERED, CLOSED, FAILED = "sent", "acknowledged", "answered
 STATUSES = (SENT, ACKNOWLEDGED, ANSWERED, CLOSED, FAILED)
 PROCESS_KEY = "roaming_transfer"
 MESSAGE = "roaming_receipt"
-DEFAULT_PARTNERS_FILE = Path(__file__).with_name("roaming_partners.json")
-DEMO_SECRET = "kefu-demo-roaming-secret"  # the loopback demo's shared secret (never in production)
 DISPATCH_ATTEMPTS = 12   # with the outbox's backoff (10 s doubling, capped at 1 h): about 3.4 hours
 RECEIPT_ATTEMPTS = 12
 FIRST_REPLY = timedelta(hours=2)   # the complaint's own limits when the start data gives none
@@ -110,87 +107,6 @@ class UnknownCompany(Forbidden):
 
 class UnknownDispatch(NotFound):
     code = "unknown_dispatch"
-
-
-# -- partners ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Partner:
-    """A provincial deployment: its company code, name, address, the pair's secret, its 号段."""
-
-    code: str
-    name: str
-    url: str
-    secret: str
-    prefixes: tuple[str, ...] = ()
-    national: bool = False  # the national centre (全国中心): escalations go there (processes/national.py)
-
-
-@dataclass
-class Partners:
-    """This deployment's company code and the partners it exchanges with. ``loopback`` (the demo
-    without ``KEFU_PARTNERS``): every partner's url is this server, which answers for them all."""
-
-    company: str
-    entries: dict[str, Partner] = field(default_factory=dict)
-    loopback: bool = False
-
-    def home_of(self, phone: str | None) -> Partner | None:
-        """The partner whose number segments hold ``phone`` (never this deployment itself)."""
-        digits = "".join(ch for ch in str(phone or "") if ch in "0123456789")
-        if digits.startswith("86") and len(digits) == 13:
-            digits = digits[2:]
-        segment = digits[:7]
-        if len(segment) < 7:
-            return None
-        for partner in self.entries.values():
-            if partner.code != self.company and not partner.national and segment in partner.prefixes:
-                return partner
-        return None
-
-    def answers_for(self, code: str) -> bool:
-        """Whether a dispatch addressed to ``code`` is ours to handle."""
-        return code == self.company or (self.loopback and code in self.entries)
-
-    def national_centre(self) -> Partner | None:
-        """The partner marked ``"national": true`` (None: national escalation is not configured)."""
-        return next((p for p in self.entries.values() if p.national and p.code != self.company), None)
-
-    def is_national(self, code: str) -> bool:
-        partner = self.entries.get(code)
-        return partner is not None and partner.national
-
-    def name_of(self, code: str) -> str:
-        partner = self.entries.get(code)
-        return partner.name if partner else code
-
-
-def load_partners(company: str, path: str | None, self_url: str) -> Partners:
-    """The partners from the JSON file ``path`` (``KEFU_PARTNERS``); without it, the shipped table
-    of number segments with every partner looped back to ``self_url`` (the demo)."""
-    company = (company or "YN").strip().upper()
-    if path:
-        return Partners(company, _entries(json.loads(Path(path).read_text(encoding="utf-8"))))
-    table = json.loads(DEFAULT_PARTNERS_FILE.read_text(encoding="utf-8"))
-    for item in table:
-        item.setdefault("url", self_url)
-        item.setdefault("secret", DEMO_SECRET)
-    entries = _entries(table)
-    if company not in entries:
-        entries[company] = Partner(company, company, self_url, DEMO_SECRET)
-    return Partners(company, entries, loopback=True)
-
-
-def _entries(items: Any) -> dict[str, Partner]:
-    if isinstance(items, dict):
-        items = items.get("partners") or []
-    entries: dict[str, Partner] = {}
-    for item in items:
-        code = str(item["code"]).strip().upper()
-        entries[code] = Partner(code=code, name=str(item.get("name") or code), url=str(item.get("url") or ""),
-                                secret=str(item.get("secret") or ""),
-                                prefixes=tuple(str(p).strip() for p in item.get("prefixes") or ()),
-                                national=item.get("national") is True)
-    return entries
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -291,115 +207,6 @@ def send_dispatch(session: Session, partners: Partners, instance_id: int, params
 def _send_result(row: RoamingTransfer, partners: Partners) -> dict[str, Any]:
     return {"serial_no": row.serial_no, "partner": row.partner, "partner_name": partners.name_of(row.partner),
             "first_reply_due": _iso(row.first_reply_due), "final_reply_due": _iso(row.final_reply_due)}
-
-
-# -- transferring a complaint from its first-reply step ---------------------------------------------
-def transfer_home(partners: Partners, phone: Any, received_from: Any = None) -> Partner | None:
-    """The partner a complaint about ``phone`` may be transferred to: the one homing the number,
-    unless the complaint itself came from a partner's dispatch (``received_from``, its company)."""
-    if received_from:
-        return None
-    return partners.home_of(phone)
-
-
-def complaint_operations(partners: Partners, sessions: Sessions, engine: Callable[[], Engine]) -> list[Operation]:
-    """``roaming.home`` (inline) and ``roaming.transfer_complaint`` (outbox, its own unit of work
-    through ``sessions``) — the complaint's offer to transfer to the home province."""
-    return [
-        Operation("roaming.home", "查询号码归属地", partial(op_home, partners), required=("customer_phone",),
-                  optional=("received_from", "refuse_field"), mode=INLINE,
-                  description="The partner province homing customer_phone (its number segment): {partner, "
-                              "partner_name}, {} when none does or the complaint came from a partner "
-                              "(received_from). With refuse_field, none → 422 not_roaming on that field."),
-        Operation("roaming.transfer_complaint", "转递归属地省处理",
-                  partial(op_transfer_complaint, partners, sessions, engine), required=TRANSFER_FIELDS,
-                  optional=("request",), idempotent=True, mode=OUTBOX,
-                  description="Starts a roaming_transfer case with this complaint's intake data, linked both "
-                              "ways: {instance_id, reference, partner, partner_name, created}; a repeated run "
-                              "finds the transfer it started for this complaint."),
-    ]
-
-
-def op_home(partners: Partners, params: dict[str, Any], call: Call) -> dict[str, Any]:
-    """``roaming.home``: where the customer's number is homed, if elsewhere. With ``refuse_field``
-    (the form field that asked for a transfer) a number not homed elsewhere refuses the step as
-    a validation error on that field."""
-    partner = transfer_home(partners, params.get("customer_phone"), params.get("received_from"))
-    if partner is not None:
-        return {"partner": partner.code, "partner_name": partner.name}
-    field_name = str(params.get("refuse_field") or "")
-    if not field_name:
-        return {}
-    if params.get("received_from"):
-        raise NotRoaming("this complaint came from a partner province's dispatch: it cannot be transferred again",
-                         {field_name: "transferred here by a partner province; cannot be transferred again"},
-                         {field_name: {"code": "received_from_partner", "params": {}}})
-    raise NotRoaming("no partner province homes this number: the complaint cannot be transferred",
-                     {field_name: "the customer's number is not homed in another province (号段)"},
-                     {field_name: {"code": "not_homed_elsewhere", "params": {}}})
-
-
-def op_transfer_complaint(partners: Partners, sessions: Sessions, engine: Callable[[], Engine],
-                          params: dict[str, Any], call: Call) -> dict[str, Any]:
-    """``roaming.transfer_complaint`` (outbox): start a ``roaming_transfer`` case for the job's
-    complaint with its intake data, started by the agent who chose the transfer (the dispatch
-    names them). Runs in the worker with its own session; a job run twice finds the transfer it
-    started for this complaint (the complaint's ``roaming_transferred`` event, written with the
-    start) instead of starting a second one."""
-    if call.instance_id is None:
-        raise PermanentError("roaming.transfer_complaint needs the complaint it runs for")
-    with sessions() as session:
-        try:
-            done = transferred_to(session, call.instance_id)
-            if done is not None:
-                return {**done, "created": False}
-            origin = session.get(ProcessInstance, call.instance_id)
-            if origin is None:
-                raise PermanentError(f"case {call.instance_id} does not exist")
-            data = {name: str(params[name]) for name in (*TRANSFER_FIELDS, "request")
-                    if params.get(name) not in (None, "")}
-            agent = _last_agent(session, origin.id)
-            server = {"origin_id": origin.id, "origin_reference": origin.reference or ""}
-            try:
-                instance = engine().start(session, PROCESS_KEY, data, actor=agent, now=call.now, server_data=server)
-            except Forbidden:  # the agent is not in the transfer's intake group: the group picks it up
-                instance = engine().start(session, PROCESS_KEY, data, actor=None, now=call.now, server_data=server)
-            row = transfer_of_instance(session, instance.id)
-            partner = row.partner if row is not None else ""
-            result = {"instance_id": instance.id, "reference": instance.reference or "", "partner": partner,
-                      "partner_name": partners.name_of(partner) if partner else ""}
-            record_event(session, TRANSFERRED, at=call.now, instance_id=origin.id,
-                         message=f"→ {result['partner_name'] or partner}",
-                         data={**result, "link_id": instance.id, "link_reference": instance.reference})
-            record_event(session, TRANSFERRED_FROM, at=call.now, instance_id=instance.id,
-                         message=f"← {origin.definition.name if origin.definition else origin.process_key}",
-                         data={"origin_id": origin.id, "link_id": origin.id, "link_reference": origin.reference})
-            session.commit()
-            return {**result, "created": True}
-        except ValidationFailed as exc:  # e.g. the number is no longer homed elsewhere: retrying will not help
-            session.rollback()
-            raise PermanentError(f"the transfer was refused: {exc.message} {exc.fields}") from exc
-        except KefuError as exc:  # e.g. the process is being redeployed
-            session.rollback()
-            raise TransientError(f"starting the transfer failed: {exc.message}") from exc
-
-
-def transferred_to(session: Session, complaint_id: int) -> dict[str, Any] | None:
-    """The transfer started for a complaint (``{instance_id, reference, partner, partner_name}``)."""
-    event = session.scalar(select(AuditEvent).where(AuditEvent.instance_id == complaint_id,
-                                                    AuditEvent.kind == TRANSFERRED)
-                           .order_by(AuditEvent.id).limit(1))
-    if event is None or not event.data:
-        return None
-    return {k: event.data.get(k) for k in ("instance_id", "reference", "partner", "partner_name")}
-
-
-def _last_agent(session: Session, instance_id: int) -> User | None:
-    """Who completed the case's latest step (the agent who chose the transfer)."""
-    user_id = session.scalar(select(HumanTask.completed_by).where(
-        HumanTask.instance_id == instance_id, HumanTask.status == DONE, HumanTask.completed_by.is_not(None))
-        .order_by(HumanTask.completed_at.desc(), HumanTask.id.desc()).limit(1))
-    return session.get(User, user_id) if user_id is not None else None
 
 
 # -- receiving (the API's side) --------------------------------------------------------------------

@@ -15,7 +15,7 @@ from connectors.base import Registry
 from connectors.roaming import PartnerLink, RoamingClient
 from connectors.roaming import operations as roaming_operations
 from engine.clock import utcnow
-from processes import roaming
+from processes import roaming, roaming_complaints, roaming_partners
 
 from .access import permission_required
 from .extensions import app_sessions, db
@@ -54,22 +54,22 @@ def add_roaming(app: Flask, registry: Registry) -> None:
     roaming connector's operations, ``roaming.send`` and the complaint's ``roaming.home`` /
     ``roaming.transfer_complaint``; ``app.extensions["kefu_roaming"]``; the task pages' variable
     ``home_province`` (a complaint's number homed at a partner) that offers the transfer."""
-    partners = roaming.load_partners(str(app.config.get("KEFU_COMPANY_CODE") or "YN"),
+    partners = roaming_partners.load_partners(str(app.config.get("KEFU_COMPANY_CODE") or "YN"),
                                      str(app.config.get("KEFU_PARTNERS") or "") or None,
                                      f"http://127.0.0.1:{app.config.get('KEFU_PORT') or 5000}")
     client = RoamingClient(partners.company, lambda: {p.code: PartnerLink(p.code, p.url, p.secret)
                                                       for p in partners.entries.values()})
     registry.add(roaming_operations(client))
     registry.add(roaming.operations(partners))
-    registry.add(roaming.complaint_operations(partners, app_sessions(app), lambda: app.extensions["kefu_engine"]))
+    registry.add(roaming_complaints.complaint_operations(partners, app_sessions(app), lambda: app.extensions["kefu_engine"]))
     app.extensions["kefu_roaming"] = roaming.Roaming(partners, lambda: app.extensions["kefu_engine"])
     app.extensions.setdefault("kefu_form_context", []).append(partial(_form_context, partners))
 
 
-def _form_context(partners: roaming.Partners, instance: Any, data: dict[str, Any]) -> dict[str, Any]:
+def _form_context(partners: roaming_partners.Partners, instance: Any, data: dict[str, Any]) -> dict[str, Any]:
     """What a task page may offer by the case's data: ``home_province``, the partner homing the
     customer's number (the complaint's choice 转递归属地省处理, ``x-choice-when`` in its form)."""
-    partner = roaming.transfer_home(partners, data.get("customer_phone"), data.get("roaming_company"))
+    partner = roaming_complaints.transfer_home(partners, data.get("customer_phone"), data.get("roaming_company"))
     return {"home_province": partner.name if partner else ""}
 
 
@@ -77,7 +77,7 @@ def exchange(app: Flask) -> roaming.Roaming:
     return app.extensions["kefu_roaming"]
 
 
-def case_view(instance_id: int, partners: roaming.Partners) -> dict[str, Any] | None:
+def case_view(instance_id: int, partners: roaming_partners.Partners) -> dict[str, Any] | None:
     """What a case page shows of its roaming transfer (None for a case without one)."""
     row = roaming.transfer_of_instance(db.session, instance_id)
     if row is None:
@@ -104,7 +104,7 @@ def statistics() -> Any:
                            ours=OUR_STATE)
 
 
-def exchange_partners() -> roaming.Partners:
+def exchange_partners() -> roaming_partners.Partners:
     from flask import current_app
 
     return exchange(current_app._get_current_object()).partners

@@ -84,7 +84,7 @@ def test_a_complaint_goes_to_the_national_centre_and_its_answer_comes_back(provi
 
 
 def test_the_shipped_partners_name_a_national_centre_that_homes_no_number():
-    from processes.roaming import load_partners
+    from processes.roaming_partners import load_partners
 
     partners = load_partners("YN", None, "http://127.0.0.1:5000")
     centre = partners.national_centre()

@@ -287,7 +287,7 @@ def test_the_client_signs_and_sorts_answers_into_retry_or_refusal():
 
 def test_the_loopback_demo_exchanges_with_itself(tmp_path, monkeypatch):
     """Without KEFU_PARTNERS every partner is this server: it sends, receives and answers."""
-    from processes.roaming import load_partners
+    from processes.roaming_partners import load_partners
 
     partners = load_partners("YN", None, "http://127.0.0.1:5000")
     assert partners.loopback and partners.home_of(GD_PHONE).code == "GD"

@@ -14,7 +14,7 @@ from connectors.roaming import signing
 from engine.access import allowed
 from engine.clock import utcnow
 from engine.errors import KefuError
-from processes import roaming
+from processes import roaming, roaming_partners
 
 from ..errors import error_response
 from ..extensions import db
@@ -37,7 +37,7 @@ def _exchange() -> roaming.Roaming:
     return current_app.extensions["kefu_roaming"]
 
 
-def _sender(names: tuple[str, ...]) -> tuple[roaming.Partner, dict[str, str]]:
+def _sender(names: tuple[str, ...]) -> tuple[roaming_partners.Partner, dict[str, str]]:
     """The verified sender and the request's fields (401/403/422 otherwise)."""
     raw = request.get_data(cache=True)
     timestamp = request.headers.get(signing.TIMESTAMP_HEADER)
