@@ -11,14 +11,17 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import TaskNotFoundException, WorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import CursorResult, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import access, definitions, messages, outbox, step_data, worker
@@ -184,7 +187,16 @@ class Engine:
             return task
         if task.assignee_id is not None:
             raise Conflict("this task is held by someone else")
-        task.assignee_id = actor.id
+        # One conditional UPDATE decides between two agents claiming at once (on PostgreSQL both
+        # may have read the task free): the loser changes no row and is told it is taken.
+        result = session.execute(update(HumanTask).where(HumanTask.id == task.id, HumanTask.status == OPEN,
+                                                         HumanTask.assignee_id.is_(None))
+                                 .values(assignee_id=actor.id).execution_options(synchronize_session=False))
+        won = cast(CursorResult[Any], result).rowcount
+        if not won:
+            session.expire(task)
+            raise Conflict("this task is held by someone else")
+        set_committed_value(task, "assignee_id", actor.id)
         record_event(session, "task_claimed", at=now, instance_id=task.instance_id, task_id=task.id,
                      actor=actor.username, message=task.title)
         return task
@@ -426,7 +438,9 @@ class Engine:
                 for listener in self.listeners:
                     listener.instance_finished(session, instance, now)
             session.flush()
-        except StaleDataError as exc:
+        except (StaleDataError, IntegrityError) as exc:
+            # IntegrityError: a concurrent run of the same step wrote its rows first (e.g. the job
+            # key of the same service task) — the same race as a stale version, seen earlier.
             raise Conflict("the case was changed by someone else; reload and try again") from exc
         self.workflows.put_after_commit(session, instance.id, instance.lock_version, workflow)
 
