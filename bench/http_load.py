@@ -443,7 +443,7 @@ async def main_async(args: argparse.Namespace) -> int:
         for i, (agents, think) in enumerate(plan):
             # Enough open triage tasks that the level does not run dry (a cycle is 3 requests, each
             # after a think pause), without starting far more than it can use: starting is slow.
-            rate = 1.5 * best if best else 40.0
+            rate = 1.5 * best if best else 60.0
             if think:
                 rate = min(rate, agents / (3 * think))
             need = int(rate * args.duration * 1.2) + 2 * agents + 20
