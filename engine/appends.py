@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Table, event, insert, inspect
+from sqlalchemy import Table, bindparam, cast, event, insert, inspect, select, union_all
 from sqlalchemy.orm import Session, SessionTransaction
 
 _PENDING = "kefu.appends"
@@ -32,6 +32,10 @@ _installed = False
 _INSERTS: dict[Table, Any] = {}
 # On PostgreSQL up to this many queued rows become one multi-row statement (a step has a handful).
 MAX_CTE_ROWS = 200
+# Statements built for PostgreSQL's one-statement write, by shape (few: a step has few shapes).
+_SHAPES: dict[tuple[Any, ...], Any] = {}
+_KEPT: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+MAX_SHAPES = 256
 
 
 class _Row:
@@ -114,7 +118,7 @@ def write(session: Session) -> None:
     statements = [statement for gathered in batches.values() for statement in gathered.statements()]
     connection = session.connection()
     if connection.dialect.name == "postgresql" and sum(map(len, by_table.values())) <= MAX_CTE_ROWS:
-        inserts: list[Statement] = [(insert(table).values(values), {}, None) for table, values in by_table.items()]
+        inserts = [_multi_row_insert(t, i, values) for i, (t, values) in enumerate(by_table.items())]
         if statements or inserts:
             _as_one(connection, statements + inserts)
         return
@@ -129,11 +133,34 @@ def write(session: Session) -> None:
         connection.execute(prebuilt, params)
 
 
+def _multi_row_insert(table: Table, n: int, rows: list[dict[str, Any]]) -> Statement:
+    """A multi-row ``INSERT … VALUES`` of ``rows`` with named parameters, built once per shape
+    (table, columns, row count) so that its compiled form is reused."""
+    keys = tuple(sorted(rows[0]))
+    shape = ("insert", table, keys, len(rows), n)
+    statement = _SHAPES.get(shape)
+    if statement is None:
+        # A multi-row VALUES is never cached by SQLAlchemy: several rows are a UNION ALL of typed
+        # parameter rows instead (inserted in that order, so ids keep the queue's order).
+        def param(i: int, k: str) -> Any:
+            return cast(bindparam(f"kefu_r{n}_{i}_{k}", type_=table.c[k].type), table.c[k].type)
+
+        if len(rows) == 1:
+            statement = insert(table).values({k: param(0, k) for k in keys})
+        else:
+            statement = insert(table).from_select(
+                list(keys), union_all(*(select(*(param(i, k).label(k) for k in keys)) for i in range(len(rows)))))
+        _remember(shape, statement)
+    params = {f"kefu_r{n}_{i}_{k}": row[k] for i, row in enumerate(rows) for k in keys}
+    return statement, params, None
+
+
 def _as_one(connection: Any, statements: list[Statement]) -> None:
     """PostgreSQL: the statements as one, the first whose result is read carrying the others as
-    CTEs (a later one whose result is read, or whose parameter names clash, goes on its own)."""
+    CTEs (a later one whose result is read, or whose parameter names clash, goes on its own). The
+    combined statement is built once per shape and reused."""
     carrier = next((s for s in statements if s[2] is not None), statements[0])
-    ctes: list[Any] = []
+    riders: list[Any] = []
     params = dict(carrier[1])
     for statement, values, then in statements:
         if statement is carrier[0]:
@@ -143,11 +170,27 @@ def _as_one(connection: Any, statements: list[Statement]) -> None:
             if then is not None:
                 then(result)
             continue
-        ctes.append(statement.cte(f"kefu_step_{len(ctes)}"))
+        riders.append(statement)
         params.update(values)
-    result = connection.execute(carrier[0].add_cte(*ctes) if ctes else carrier[0], params)
+    shape = ("one", id(carrier[0]), *map(id, riders))
+    combined = _SHAPES.get(shape)
+    if combined is None:
+        ctes = [statement.cte(f"kefu_step_{i}") for i, statement in enumerate(riders)]
+        combined = carrier[0].add_cte(*ctes) if ctes else carrier[0]
+        _remember(shape, combined, keep=(carrier[0], *riders))
+    result = connection.execute(combined, params)
     if carrier[2] is not None:
         carrier[2](result)
+
+
+def _remember(shape: tuple[Any, ...], statement: Any, keep: tuple[Any, ...] = ()) -> None:
+    """Cache a built statement by shape (bounded). ``keep``: the statements whose ids the shape
+    names, held so that an id is never reused by another statement while it is cached."""
+    if len(_SHAPES) >= MAX_SHAPES:
+        _SHAPES.clear()
+        _KEPT.clear()
+    _SHAPES[shape] = statement
+    _KEPT[shape] = keep
 
 
 def _same_keys(table: Table, params: list[dict[str, Any]]) -> None:
