@@ -276,7 +276,7 @@ def report_query(period: Period) -> Select[Any]:
 
     return (select(key.label("key"), func.sum(daily.c.n).label("received"),
                    *(having(m).label(m) for m in subject.bits), *(func.sum(daily.c[s]).label(s) for s in subject.sums))
-            .group_by(key).order_by(key))
+            .group_by(key).order_by(key.asc().nulls_first()))  # the same order on every database
 
 
 def report(session: Session, period: Period) -> tuple[list[dict[str, Any]], dict[str, int]]:

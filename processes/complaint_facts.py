@@ -297,7 +297,7 @@ def report_query(period: Period, reach: Select[Any] | None = None) -> Select[Any
     figures = [func.sum(daily.c.n).label("received"),
                *(having(m).label(m) for m in MEASURES if m in OUTCOME_BITS),
                func.sum(daily.c.escalations).label("escalations")]
-    return select(key.label("key"), *figures).group_by(key).order_by(key)
+    return select(key.label("key"), *figures).group_by(key).order_by(key.asc().nulls_first())  # as SQLite does
 
 
 def _within(reach: Select[Any] | None) -> list[ColumnElement[bool]]:
