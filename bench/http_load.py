@@ -15,8 +15,10 @@ started that the level never runs dry.
 
 One agent's cycle, all through the REST API with its token, on one keep-alive connection:
   1. inbox: ``GET /api/v1/tasks?scope=group`` (the group's open tasks, up to 200, most urgent first);
-  2. claim: ``POST /api/v1/tasks/<id>/claim`` of a random unclaimed triage task of that page
-     (a 409 — another agent was quicker — counts as a conflict, not an error; the agent lists again);
+  2. claim: ``POST /api/v1/tasks/next`` {"name": "triage"} (取下一单: the next free triage task of
+     the group, claimed at once; concurrent agents get different tasks). With ``--pick random`` the
+     agent instead claims a random unclaimed triage task of the page (``POST /api/v1/tasks/<id>/claim``;
+     a 409 — another agent was quicker — counts as a conflict, not an error; the agent lists again);
   3. complete: ``POST /api/v1/tasks/<id>/complete`` with the triage form (dispatch to the network
      department), which runs the step and persists it; the next task lands in the network group.
 
@@ -271,7 +273,8 @@ async def timed(stats: Stats, kind: str, conn: Connection, method: str, path: st
     return status, answer
 
 
-async def agent(port: int, token: str, stats: Stats, stop_at: float, think: float, rng: random.Random) -> None:
+async def agent(port: int, token: str, stats: Stats, stop_at: float, think: float, rng: random.Random,
+                pick: str = "next") -> None:
     conn = Connection(port)
 
     async def pause() -> None:
@@ -292,9 +295,17 @@ async def agent(port: int, token: str, stats: Stats, stop_at: float, think: floa
                 stats.empty += 1
                 await asyncio.sleep(0.2)
                 continue
-            task_id = rng.choice(free)
             await pause()
-            got = await timed(stats, "claim", conn, "POST", f"/api/v1/tasks/{task_id}/claim", token=token)
+            if pick == "random":
+                task_id = rng.choice(free)
+                got = await timed(stats, "claim", conn, "POST", f"/api/v1/tasks/{task_id}/claim", token=token)
+            else:
+                got = await timed(stats, "claim", conn, "POST", "/api/v1/tasks/next", {"name": "triage"}, token=token)
+                if got is not None and got[0] == 404:  # taken by others since the listing: list again
+                    stats.empty += 1
+                    continue
+                if got is not None and got[0] == 200:
+                    task_id = got[1]["id"]
             if got is None:
                 continue
             if got[0] == 409:
@@ -383,13 +394,13 @@ def pct(samples: list[float], q: float) -> float:
 
 
 async def run_level(server: Server, tokens: list[str], agents: int, think: float, duration: float,
-                    seed: int) -> dict[str, Any]:
+                    seed: int, pick: str = "next") -> dict[str, Any]:
     stats = Stats()
     rng = random.Random(seed)
     cpu_server, cpu_client = server.cpu_seconds(), time.process_time()
     began = time.monotonic()
     stop_at = began + duration
-    await asyncio.gather(*(agent(server.port, tokens[i], stats, stop_at, think, random.Random(rng.random()))
+    await asyncio.gather(*(agent(server.port, tokens[i], stats, stop_at, think, random.Random(rng.random()), pick)
                            for i in range(agents)))
     wall = time.monotonic() - began
     return {"agents": agents, "think": think, "wall": wall, "completions/s": stats.completions / wall,
@@ -452,7 +463,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 started, seconds = await populate(port, feed, need - waiting)
                 print(f"  (started {started} complaints and gave their triage back to the group through "
                       f"the API in {seconds:.1f} s, 8 clients)")
-            result = await run_level(server, tokens, agents, think, args.duration, seed=i)
+            result = await run_level(server, tokens, agents, think, args.duration, seed=i, pick=args.pick)
             if not think:
                 best = max(best, result["completions/s"])
             rows.append(result)
@@ -470,7 +481,8 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"  error x{n}: {key}")
         print("think 0 = closed loop (capacity: completions/s); think > 0 = each request after "
               "think·U(0.5,1.5) s (latency under that load). srv/cli cpu = CPU seconds per second used "
-              "by gunicorn (all processes) and by this client.")
+              "by gunicorn (all processes) and by this client. Agents take tasks by "
+              + ("取下一单 (POST /api/v1/tasks/next)." if args.pick == "next" else "a random pick of the page."))
         total = sum(errors.values())
         if total and "Traceback" in server.log_tail(100_000):
             print(f"server log (end):\n{server.log_tail()}")
@@ -497,6 +509,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn processes")
     parser.add_argument("--threads", type=int, default=16, help="threads per gunicorn process")
     parser.add_argument("--fail-on-error", action="store_true", help="exit 1 if any error was counted")
+    parser.add_argument("--pick", choices=("next", "random"), default="next",
+                        help="how an agent takes a task: 取下一单 (POST /tasks/next) or a random one of the page")
     args = parser.parse_args()
     if args.quick:
         args.agents, args.think_agents, args.think, args.duration = "1,4", "8", 0.2, 2.0

@@ -1,4 +1,4 @@
-"""REST API: human tasks — the inbox, a task with its form, claim, unclaim and complete."""
+"""REST API: human tasks — the inbox, a task with its form, claim (or take the next), unclaim and complete."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
+from engine import next_task
 from engine.clock import utcnow
-from engine.errors import ValidationFailed
+from engine.errors import NotFound, ValidationFailed
 from engine.models import HumanTask, ProcessInstance, inbox_query
 from processes import urging
 from slas.status import sla_state
@@ -47,6 +48,7 @@ LIST_COLUMNS = (HumanTask.id, HumanTask.name, HumanTask.title, HumanTask.instanc
 def register(bp: Blueprint) -> None:
     bp.get("/tasks")(list_tasks)
     bp.get("/tasks/<int:task_id>")(get_task)
+    bp.post("/tasks/next")(claim_next)
     bp.post("/tasks/<int:task_id>/claim")(claim)
     bp.post("/tasks/<int:task_id>/unclaim")(unclaim)
     bp.post("/tasks/<int:task_id>/complete")(complete)
@@ -100,6 +102,22 @@ def get_task(task_id: int):
 def claim(task_id: int):
     task = engine().claim(db.session, task_id, g.api_user, utcnow())
     body = task_summary(task, group_codes())  # read in the step's transaction: none after commit
+    db.session.commit()
+    return jsonify(body)
+
+
+@documented("Take the next task (取下一单): the first free task of my groups, due soonest, claimed at once; "
+            "404 when none waits", request=obj({"name": STRING}), request_required=False, response=TASK)
+@api_login_required
+def claim_next():
+    body = json_body()
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > 80):
+        raise ValidationFailed("name must be a step's name", {"name": "a step name (text, at most 80)"})
+    task = next_task.claim_next(engine(), db.session, g.api_user, utcnow(), name or None)
+    if task is None:
+        raise NotFound("no free task waits in your groups")
+    body = task_summary(task, group_codes())
     db.session.commit()
     return jsonify(body)
 
