@@ -19,6 +19,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from .db import Base
+from .listeners import StepHooks
 from .models import OPEN, HumanTask, ProcessInstance, record_event
 from .people import Group, User, user_groups
 
@@ -86,19 +87,9 @@ def auto_assigned_to(session: Session, task_ids: Iterable[int]) -> dict[int, int
                                 .where(TaskAutoAssignment.task_id.in_(ids))).all())
 
 
-class AutoAssignment:
+class AutoAssignment(StepHooks):
     """Step listener: a new step of a group with an automatic mode goes to a member at once.
     Installed after the listeners that assign from the case's data, so they keep precedence."""
-
-    def instance_started(self, *args: Any) -> None: ...
-
-    def task_closed(self, *args: Any) -> None: ...
-
-    def instance_finished(self, *args: Any) -> None: ...
-
-    def instance_suspended(self, *args: Any) -> None: ...
-
-    def instance_resumed(self, *args: Any) -> None: ...
 
     def task_opened(self, session: Session, instance: ProcessInstance, task: HumanTask,
                     properties: dict[str, str], data: dict[str, Any], now: datetime) -> None:

@@ -32,6 +32,23 @@ class StepListener(Protocol):
     def instance_resumed(self, session: Session, instance: ProcessInstance, now: datetime) -> None: ...
 
 
+class StepHooks:
+    """A ``StepListener`` that does nothing at every hook: subclass it and override only the hooks
+    a listener needs."""
+
+    def instance_started(self, *args: Any) -> None: ...
+
+    def task_opened(self, *args: Any) -> None: ...
+
+    def task_closed(self, *args: Any) -> None: ...
+
+    def instance_finished(self, *args: Any) -> None: ...
+
+    def instance_suspended(self, *args: Any) -> None: ...
+
+    def instance_resumed(self, *args: Any) -> None: ...
+
+
 @runtime_checkable
 class CaseDataListener(Protocol):
     """Optional, beside ``StepListener``: a listener that also has this method hears the case's

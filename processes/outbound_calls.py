@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from engine.clock import LOCAL_TZ
 from engine.errors import Conflict
+from engine.listeners import StepHooks
 from engine.models import HumanTask, ProcessInstance, record_event
 from engine.people import User, members_among
 from engine.runtime import Engine
@@ -177,21 +178,11 @@ def _kind_zh(kind: str) -> str:
 
 
 # -- who works the callback -------------------------------------------------------------------------
-class AssigneeFromData:
+class AssigneeFromData(StepHooks):
     """Step listener: a task with ``kefu.assignee_var`` goes to the user the named variable holds
     (a user id, or a dict with ``user_id``) when that user is in the task's group — e.g. the result
     of an answered call goes to the agent who dialled it, not back to the group inbox. The value
     comes from a server-side operation, never from a form."""
-
-    def instance_started(self, *args: Any) -> None: ...
-
-    def task_closed(self, *args: Any) -> None: ...
-
-    def instance_finished(self, *args: Any) -> None: ...
-
-    def instance_suspended(self, *args: Any) -> None: ...
-
-    def instance_resumed(self, *args: Any) -> None: ...
 
     def task_opened(self, session: Session, instance: ProcessInstance, task: HumanTask,
                     properties: dict[str, str], data: dict[str, Any], now: datetime) -> None:

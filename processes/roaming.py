@@ -40,6 +40,7 @@ from engine import outbox
 from engine.clock import LOCAL_TZ, parse_instant
 from engine.db import Base
 from engine.errors import Forbidden, KefuError, NotFound, ValidationFailed
+from engine.listeners import StepHooks
 from engine.models import COMPLETED, AuditEvent, HumanTask, ProcessInstance, record_event
 from engine.people import Group, User
 from engine.runtime import Engine
@@ -441,19 +442,9 @@ def _follow_job(session: Session, row: RoamingTransfer, now: datetime) -> bool:
 
 
 # -- the engine's step listener ----------------------------------------------------------------
-class RoamingListener:
+class RoamingListener(StepHooks):
     """A finished home-province complaint sends its receipt (queued by the next tick); a finished
     ``roaming_transfer`` case closes its transfer."""
-
-    def instance_started(self, *args: Any) -> None: ...
-
-    def task_opened(self, *args: Any) -> None: ...
-
-    def task_closed(self, *args: Any) -> None: ...
-
-    def instance_suspended(self, *args: Any) -> None: ...
-
-    def instance_resumed(self, *args: Any) -> None: ...
 
     def instance_finished(self, session: Session, instance: ProcessInstance, now: datetime) -> None:
         if instance.process_key not in ("complaint", PROCESS_KEY) or instance.status != COMPLETED:

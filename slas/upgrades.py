@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine import outbox
 from engine.errors import Conflict, ValidationFailed
+from engine.listeners import StepHooks
 from engine.models import RUNNING, ProcessInstance, record_event
 from engine.people import User, managers
 
@@ -73,21 +74,9 @@ def upgraded_cases(session: Session, *, open_only: bool = True, limit: int = 200
     return [(row, instance) for row, instance in session.execute(query).all()]
 
 
-class UpgradeListener:
+class UpgradeListener(StepHooks):
     """Hears each step's case data: a complaint recorded with ``upgrade_source`` is upgraded with
     its first step (its own steps already ran on the stricter limits, read from the data)."""
-
-    def instance_started(self, *args: Any) -> None: ...
-
-    def task_opened(self, *args: Any) -> None: ...
-
-    def task_closed(self, *args: Any) -> None: ...
-
-    def instance_finished(self, *args: Any) -> None: ...
-
-    def instance_suspended(self, *args: Any) -> None: ...
-
-    def instance_resumed(self, *args: Any) -> None: ...
 
     def step_data(self, session: Session, instance: ProcessInstance, data: Mapping[str, Any], now: datetime) -> None:
         if instance.process_key != PROCESS_KEY or not upgraded_in(data) or instance.status != RUNNING:

@@ -25,6 +25,8 @@ from typing import Any
 
 from flask import Flask
 
+from engine.listeners import StepHooks
+
 
 def make_app() -> Flask:
     from web import create_app
@@ -44,7 +46,7 @@ def make_app() -> Flask:
     return app
 
 
-class StopInsideStep:
+class StopInsideStep(StepHooks):
     """A step listener that kills the process while a step is being written (before its commit)."""
 
     def __init__(self, flag: Path) -> None:
@@ -54,11 +56,6 @@ class StopInsideStep:
         if self.flag.exists():
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def instance_started(self, *args: Any) -> None: ...
-    def task_opened(self, *args: Any) -> None: ...
-    def instance_finished(self, *args: Any) -> None: ...
-    def instance_suspended(self, *args: Any) -> None: ...
-    def instance_resumed(self, *args: Any) -> None: ...
 
 
 def serve(port: int) -> None:
