@@ -129,7 +129,9 @@ def test_gunicorn_serves_with_two_processes_and_never_ticks(tmp_path):
             assert time.monotonic() < deadline and server.poll() is None, \
                 (tmp_path / "gunicorn.log").read_text()[-2000:]
             time.sleep(0.2)
-        workers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == server.pid]
+        # The arbiter forks its workers one after another: the first may answer before the second exists.
+        while len(workers := _children(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert len(workers) == 2
         # Each worker has its own connections: concurrent requests through both are all answered.
         with requests.Session() as one, requests.Session() as two:
@@ -147,6 +149,10 @@ def test_gunicorn_serves_with_two_processes_and_never_ticks(tmp_path):
         server.wait(timeout=30)
         log.close()
     assert b"Traceback" not in (tmp_path / "gunicorn.log").read_bytes()
+
+
+def _children(pid: int) -> list[Path]:
+    return [p for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == pid]
 
 
 def _parent(proc: Path) -> int:
