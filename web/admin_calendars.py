@@ -13,9 +13,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine import sign_in
 from engine.clock import utcnow
+from engine.database import READ_ONLY
 from slas import calendar_store as store
 
 from .access import permission_required
@@ -67,10 +69,14 @@ def warning_texts() -> list[str]:
 @bp.before_app_request
 def _sync_calendars() -> None:
     """Pick up calendars saved by another process (checks at most every 30 seconds)."""
+    # On a connection of its own that only reads: in the request's session it would begin the
+    # request's transaction before the view chose how (a read-only view would then take SQLite's
+    # write lock, and SQLAlchemy warns that its execution options were ignored).
     try:
-        store.sync(db.session)
-    except Exception:  # noqa: BLE001 - a missing table (before migrations) must not stop pages
-        db.session.rollback()
+        with db.engine.connect() as conn, Session(bind=conn.execution_options(**{READ_ONLY: True})) as session:
+            store.sync(session)
+    except Exception:  # a missing table (before migrations) must not stop pages
+        current_app.logger.debug("calendar versions not readable yet", exc_info=True)
 
 
 @bp.app_context_processor

@@ -149,3 +149,17 @@ def test_the_api_reads_and_saves_calendars_and_hours(client, token):
     assert wrong.status_code == 422 and "dunning_hours" in wrong.get_json()["fields"]
     assert client.put("/api/v1/calling-hours/other", headers=token("admin"), json={"hours": "9:00-20:00"}).status_code == 404
     assert [y["year"] for y in client.get("/api/v1/calendars", headers=token("admin")).get_json()["years"]] == [2026, 2027]
+
+
+def test_the_calendar_check_leaves_a_read_only_view_its_read_only_transaction(client, token):
+    """The check before each request reads on its own connection: the inbox (a read-only view)
+    must still begin its own transaction, without SQLAlchemy's "execution_options ignored"."""
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    headers = token("agent1")
+    cs.reset()  # the next request checks the database again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SAWarning)
+        assert client.get("/api/v1/tasks", headers=headers).status_code == 200
