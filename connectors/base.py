@@ -74,7 +74,8 @@ class Operation:
     description: str = ""
     # ``query(params, ids)``: ask the peer what became of a call whose outcome is unknown, given the
     # ids it accepted for it; returns a ``PeerAnswer``. None when the protocol cannot ask.
-    query: Callable[[dict[str, Any], list[str]], PeerAnswer] | None = None
+    # (params, ids the peer gave this call, those of them it has since given to a later call)
+    query: Callable[[dict[str, Any], list[str], frozenset[str]], PeerAnswer] | None = None
 
 
 @dataclass(frozen=True)

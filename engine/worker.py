@@ -379,13 +379,24 @@ def ask_peer(session: Session, operations: dict[str, Any], incident_id: int, *, 
     operation = operations.get(job.operation)
     if incident.kind != OUTCOME_UNKNOWN or operation is None or operation.query is None:
         raise Conflict("the peer of this incident cannot be asked")
-    ids = list(session.scalars(select(PeerReference.ref).where(PeerReference.job_id == job.id)
-                               .order_by(PeerReference.id)))
-    answer: PeerAnswer = operation.query(dict(job.params or {}), ids)
+    own = list(session.execute(select(PeerReference.id, PeerReference.kind, PeerReference.ref)
+                               .where(PeerReference.job_id == job.id).order_by(PeerReference.id)))
+    answer: PeerAnswer = operation.query(dict(job.params or {}), [r.ref for r in own],
+                                         _reused(session, job.id, own))
     record_event(session, "peer_query", at=now, instance_id=job.instance_id, actor=actor,
                  message=answer.summary_zh[:500],
                  data={"job_id": job.id, "incident_id": incident.id, "has": answer.has})
     return answer
+
+
+def _reused(session: Session, job_id: int, own: list[Any]) -> frozenset[str]:
+    """Those of a call's peer ids that the peer has given a later call since (it restarted and
+    numbers from 1 again): what it answers about such an id may concern the later message."""
+    if not own:
+        return frozenset()
+    return frozenset(session.scalars(select(PeerReference.ref).where(
+        PeerReference.kind == own[0].kind, PeerReference.ref.in_([r.ref for r in own]),
+        PeerReference.id > min(r.id for r in own), PeerReference.job_id != job_id)))
 
 
 def _late(session: Session, job: ConnectorJob, outcome: Outcome, now: datetime) -> bool:

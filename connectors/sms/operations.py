@@ -34,11 +34,15 @@ def operations(client: Any, render: Renderer) -> list[Operation]:
         return {"to": to, "text": text, "parts": sent.parts, "message_ids": list(sent.message_ids),
                 "peer_refs": {"kind": "smpp", "ids": list(sent.message_ids)}}
 
-    def query(params: dict[str, Any], ids: list[str]) -> PeerAnswer:
-        """query_sm for each id the SMSC gave: it has the text when it knows every part."""
+    def query(params: dict[str, Any], ids: list[str], reused: frozenset[str] = frozenset()) -> PeerAnswer:
+        """query_sm for each id the SMSC gave: it has the text when it knows every part. An id the
+        SMSC has given a later text since (it restarted) is not asked: the answer would be that text's."""
         if not ids:
             return PeerAnswer(None, "短信中心在中断前没有返回短信编号：无法向短信中心查询。"
                                     "这条短信很可能没有发出；如确认未收到，可重试。")
+        if reused:
+            return PeerAnswer(None, f"短信中心重启过，编号 {'、'.join(sorted(reused))} 已分配给之后的另一条短信："
+                                    "查询结果会是那条短信的，无法据此确认。请向客户核实：未收到则重试。")
         try:
             answers = [client.query(mid, source=params.get("source") or None) for mid in ids]
         except ConnectorError as exc:

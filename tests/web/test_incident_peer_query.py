@@ -105,3 +105,28 @@ def test_never_accepted_or_forgotten_by_the_smsc_means_retry_and_it_arrives_once
     assert outbox.open_incidents(session) == []
     texts = smsc.messages()
     assert len(texts) == 2 and all(t["destination"] == "13800000009" for t in texts)
+
+
+def test_an_id_the_restarted_smsc_gave_a_later_text_is_not_asked_about(sms_ctx, client):
+    """After an SMSC restart its ids start at 1 again: a later text gets the crashed text's id, and
+    query_sm would answer about that later text — the admin is told the answer cannot decide."""
+    session, engine, smsc = sms_ctx
+    _instance, crashed = _crashed_text(session, engine, call_peer=True)
+    (ref,) = session.scalars(select(peer_events.PeerReference.ref).where(
+        peer_events.PeerReference.job_id == crashed.job_id))
+    session.rollback()
+    smsc.reset()  # restarted: numbering from 1 again
+    later = engine.start(session, "complaint", INTAKE, actor=user_by_name(session, "agent1"), now=T0)
+    session.commit()
+    engine.run_jobs(session, utcnow())
+    assert [m["message_ids"] for m in smsc.messages()] == [[ref]]  # the later text has the same id
+    assert session.scalars(select(peer_events.PeerReference).where(
+        peer_events.PeerReference.ref == ref, peer_events.PeerReference.instance_id == later.id)).first()
+    session.rollback()
+
+    admin = _admin(client)
+    body = admin.post(f"/admin/incidents/{crashed.id}/ask", follow_redirects=True).get_data(as_text=True)
+    assert "已分配给之后的另一条短信" in body and "短信中心已收到这条短信" not in body
+    assert smsc.stats()["queries"] == 0  # not asked: its answer would be about the later text
+    body = admin.post(f"/admin/incidents/{crashed.id}/confirm", follow_redirects=True).get_data(as_text=True)
+    assert "未能确认" in body
