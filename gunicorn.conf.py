@@ -1,7 +1,9 @@
 """Kefu's production web server: ``gunicorn -c gunicorn.conf.py wsgi:app`` (see README, Production).
 
 Processes give parallelism (the GIL), threads in each process hold the long screen-pop streams
-(one per open agent page, up to KEFU_POP_STREAM_SECONDS each) without blocking a process.
+(one per open agent page, up to KEFU_POP_STREAM_SECONDS each) without blocking a process, and
+admission control (``web/admission.py``) lets only KEFU_API_CONCURRENCY ordinary requests of a
+process run at once, so that its CPU-bound requests do not convoy on the GIL (streams bypass it).
 Ticks and connector jobs run in their own processes (``kefu scheduler``, ``kefu worker``), never in
 these workers. Every setting can be changed with the environment variables below.
 """
@@ -9,11 +11,16 @@ these workers. Every setting can be changed with the environment variables below
 import multiprocessing
 import os
 
+from web.admission import concurrency_from
+
 bind = os.environ.get("KEFU_BIND") or f"127.0.0.1:{os.environ.get('KEFU_PORT', '5000')}"
 # Two processes per core: one runs Python while the other waits for the database.
 workers = int(os.environ.get("KEFU_WORKERS") or 2 * multiprocessing.cpu_count())
 worker_class = "gthread"
 threads = int(os.environ.get("KEFU_THREADS") or 16)
+# Ordinary (non-stream) requests running at once per process; read here so that a bad value stops
+# the master at start, not each worker. 0: no limit.
+api_concurrency = concurrency_from(os.environ.get("KEFU_API_CONCURRENCY"))
 # Build the app once in the master (one secret-key file, one set of bundled diagrams read), fork.
 preload_app = True
 keepalive = 5
@@ -27,7 +34,9 @@ proc_name = "kefu"
 
 
 def post_fork(server, worker):  # gunicorn hook, in each new worker
+    from web.admission import limit_admission
     from web.production import after_fork
     from wsgi import app
 
     after_fork(app)
+    limit_admission(app, api_concurrency)  # this process's own semaphore

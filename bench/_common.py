@@ -26,6 +26,7 @@ from engine.db import Base
 from engine.models import HumanTask, ProcessInstance
 from engine.people import Group, User
 from engine.runtime import Engine
+from processes.desk_search import CaseIndex
 from slas.clocks import SlaListener
 from slas.models import SlaClock
 from slas.policies import check_properties
@@ -117,7 +118,7 @@ WARN = 0.8
 
 
 def populate(db: SAEngine, n: int, *, overdue: Collection[int] = (), no_due_share: float = 0.0,
-             clocks: bool = False, seed: int = 7) -> dict[str, int]:
+             clocks: bool = False, vip_share: float | None = None, seed: int = 7) -> dict[str, int]:
     """The demo people, the complaint definition, ``n`` running instances (state ``{}``) with one
     open human task each (ids 1..n for both), bulk-inserted with Core executemany in chunks.
 
@@ -125,7 +126,9 @@ def populate(db: SAEngine, n: int, *, overdue: Collection[int] = (), no_due_shar
     still ahead), or 105-145 % when ``i`` is in ``overdue`` (past due, not yet warned or escalated:
     the scanner has not seen it). With ``clocks`` every task with a due date gets its running
     ``sla_clocks`` row (24x7 calendar, warn 0.8, escalate 1.0 → leader, 1.5 → manager), whose
-    ``next_check_at`` is its warning threshold. Returns username → user id.
+    ``next_check_at`` is its warning threshold. With ``vip_share`` every case gets its desk index
+    row (``case_index``), that share of them VIP, and its step carries the flag (as a step that
+    opened for a VIP case does). Returns username → user id.
     """
     rng = random.Random(seed)
     overdue = set(overdue)
@@ -139,7 +142,7 @@ def populate(db: SAEngine, n: int, *, overdue: Collection[int] = (), no_due_shar
     weights = [SPREAD[c][0] for c in codes]
     with db.begin() as conn:
         for first in range(1, n + 1, CHUNK):
-            instances, tasks, clock_rows = [], [], []
+            instances, tasks, clock_rows, index_rows = [], [], [], []
             for i in range(first, min(n, first + CHUNK - 1) + 1):
                 code = rng.choices(codes, weights)[0]
                 name = rng.choice(SPREAD[code][1])
@@ -166,6 +169,11 @@ def populate(db: SAEngine, n: int, *, overdue: Collection[int] = (), no_due_shar
                     "assignee_id": assignee, "status": "open", "created_at": started,
                     "due_at": started + limit if has_due else None,
                     "warn_at": started + limit * WARN if has_due else None})
+                if vip_share is not None:
+                    vip = rng.random() < vip_share
+                    tasks[-1]["vip"] = vip
+                    index_rows.append({"instance_id": i, "name": f"客户{i}", "contact_phone": None,
+                                       "text": "", "priority": 5 if vip else 0, "vip": vip})
                 if clocks and has_due:
                     clock_rows.append({
                         "id": i, "instance_id": i, "task_id": i, "title": title,
@@ -179,6 +187,8 @@ def populate(db: SAEngine, n: int, *, overdue: Collection[int] = (), no_due_shar
             conn.execute(insert(HumanTask), tasks)
             if clock_rows:
                 conn.execute(insert(SlaClock), clock_rows)
+            if index_rows:
+                conn.execute(insert(CaseIndex), index_rows)
     return users
 
 

@@ -34,10 +34,16 @@ Each row: agents, think (s), task completions/s, requests/s, p50/p95 of inbox, c
 (ms, wall time seen by the client), conflicts, errors (5xx, 4xx other than a claim's 409, transport
 failures, wrong answers), and the CPU seconds the server processes (gunicorn master + workers) and
 this client used per second of the run — on a 2-core machine the client's share is taken from the
-server, so read the two together.
+server, so read the two together — the server's and the local PostgreSQL backends' CPU ms per
+completion (what a completion costs: it must not grow with the agents), and the rest of the
+machine's busy CPU (other programs: when it is high, the rates say little).
+
+``--concurrency 0,2`` starts one server per admission limit (``KEFU_API_CONCURRENCY``: ordinary
+requests at once per process; 0 = none), all on the same database, and runs every level on each
+in turn, the order alternating, so that the load of a shared machine hits the variants alike.
 
 Usage: ``.venv/bin/python bench/http_load.py [--quick] [--database-url URL] [--agents 1,8,32,200]
-[--think-agents 200 --think 2] [--duration S] [--workers N] [--threads N]``
+[--think-agents 200 --think 2] [--duration S] [--workers N] [--threads N] [--concurrency K[,K…]]``
 """
 
 from __future__ import annotations
@@ -152,13 +158,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_env(data_dir: Path, database_url: str | None, port: int, workers: int, threads: int) -> dict[str, str]:
+def server_env(data_dir: Path, database_url: str | None, port: int, workers: int, threads: int,
+               concurrency: int | None = None) -> dict[str, str]:
     env = {**os.environ, "KEFU_DATA_DIR": str(data_dir), "KEFU_PORT": str(port),
            "KEFU_WORKERS": str(workers), "KEFU_THREADS": str(threads),
            "KEFU_BILLING_URL": f"sqlite:///{data_dir / 'billing.db'}",
            "KEFU_SMPP_URL": "", "KEFU_AMI_URL": "", "KEFU_FTP_URL": ""}
     env["KEFU_DATABASE_URL"] = database_url or f"sqlite:///{data_dir / 'kefu.db'}"
     env.pop("KEFU_ACCESS_LOG", None)
+    if concurrency is not None:
+        env["KEFU_API_CONCURRENCY"] = str(concurrency)
     return env
 
 
@@ -386,6 +395,32 @@ the group's queue; returns (started, seconds)."""
     return started, time.perf_counter() - began
 
 
+def database_cpu_seconds(database_url: str | None) -> float:
+    """CPU seconds of this machine's PostgreSQL backends serving that database (their process title
+    names it); 0 for SQLite (it runs inside the server processes) or a database on another host."""
+    if not database_url or not database_url.startswith("postgresql"):
+        return 0.0
+    name = f" {database_url.rsplit('/', 1)[-1].split('?')[0]} "
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            if title.startswith("postgres:") and name in title:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (/proc/stat): the machine's load, ours and others'."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
 def pct(samples: list[float], q: float) -> float:
     if not samples:
         return float("nan")
@@ -394,25 +429,32 @@ def pct(samples: list[float], q: float) -> float:
 
 
 async def run_level(server: Server, tokens: list[str], agents: int, think: float, duration: float,
-                    seed: int, pick: str = "next") -> dict[str, Any]:
+                    seed: int, pick: str = "next", database_url: str | None = None) -> dict[str, Any]:
     stats = Stats()
     rng = random.Random(seed)
-    cpu_server, cpu_client = server.cpu_seconds(), time.process_time()
+    cpu_server, cpu_client, busy = server.cpu_seconds(), time.process_time(), machine_busy_seconds()
+    cpu_database = database_cpu_seconds(database_url)
     began = time.monotonic()
     stop_at = began + duration
     await asyncio.gather(*(agent(server.port, tokens[i], stats, stop_at, think, random.Random(rng.random()), pick)
                            for i in range(agents)))
     wall = time.monotonic() - began
+    server_cpu, client_cpu = server.cpu_seconds() - cpu_server, time.process_time() - cpu_client
+    database_cpu = database_cpu_seconds(database_url) - cpu_database
     return {"agents": agents, "think": think, "wall": wall, "completions/s": stats.completions / wall,
             "requests/s": stats.requests / wall, "completions": stats.completions,
             "lat": {k: (pct(v, 0.5), pct(v, 0.95)) for k, v in stats.latency.items()},
             "conflicts": stats.conflicts, "empty": stats.empty, "errors": dict(stats.errors),
-            "server cpu/s": (server.cpu_seconds() - cpu_server) / wall,
-            "client cpu/s": (time.process_time() - cpu_client) / wall}
+            "server cpu/s": server_cpu / wall, "client cpu/s": client_cpu / wall,
+            "server cpu ms/completion": 1000 * server_cpu / stats.completions if stats.completions else float("nan"),
+            "database cpu ms/completion": (1000 * database_cpu / stats.completions if stats.completions
+                                           else float("nan")),
+            "rest cpu/s": (machine_busy_seconds() - busy - server_cpu - client_cpu - database_cpu) / wall}
 
 
-HEADER = (f"{'agents':>6} {'think':>5} {'compl/s':>8} {'req/s':>7} {'inbox p50/p95 ms':>17} "
-          f"{'claim p50/p95 ms':>17} {'complete p50/p95':>17} {'confl':>6} {'err':>4} {'srv cpu':>7} {'cli cpu':>7}")
+HEADER = (f"{'limit':>7} {'agents':>6} {'think':>5} {'compl/s':>8} {'req/s':>7} {'inbox p50/p95 ms':>17} "
+          f"{'claim p50/p95 ms':>17} {'complete p50/p95':>17} {'confl':>6} {'err':>4} {'srv cpu':>7} "
+          f"{'ms/cmp':>6} {'db ms':>5} {'cli cpu':>7} {'rest':>5}")
 
 
 def row(r: dict[str, Any]) -> str:
@@ -420,80 +462,107 @@ def row(r: dict[str, Any]) -> str:
         p50, p95 = r["lat"].get(kind, (float("nan"), float("nan")))
         return f"{p50:7.1f} /{p95:7.1f}"
 
-    return (f"{r['agents']:>6} {r['think']:>5g} {r['completions/s']:>8.1f} {r['requests/s']:>7.1f} "
+    return (f"{r.get('limit', ''):>7} {r['agents']:>6} {r['think']:>5g} {r['completions/s']:>8.1f} {r['requests/s']:>7.1f} "
             f"{lat('inbox'):>17} {lat('claim'):>17} {lat('complete'):>17} {r['conflicts']:>6} "
-            f"{sum(r['errors'].values()):>4} {r['server cpu/s']:>7.2f} {r['client cpu/s']:>7.2f}")
+            f"{sum(r['errors'].values()):>4} {r['server cpu/s']:>7.2f} {r['server cpu ms/completion']:>6.1f} "
+            f"{r['database cpu ms/completion']:>5.1f} "
+            f"{r['client cpu/s']:>7.2f} {r['rest cpu/s']:>5.2f}")
+
+
+def limits_of(option: str | None) -> list[int | None]:
+    """``--concurrency 0,2`` -> [0, 2]; unset -> [None] (the product's default)."""
+    return [int(x) for x in option.split(",") if x.strip()] if option else [None]
+
+
+def limit_label(limit: int | None) -> str:
+    return "default" if limit is None else str(limit) if limit else "none"
 
 
 async def main_async(args: argparse.Namespace) -> int:
     levels = [int(x) for x in args.agents.split(",") if x]
     think_levels = [int(x) for x in args.think_agents.split(",") if x] if args.think else []
     most = max(levels + think_levels)
+    limits = limits_of(args.concurrency)
     data_dir = Path(tempfile.mkdtemp(prefix="kefu-http-load-"))
-    port = free_port()
-    env = server_env(data_dir, args.database_url, port, args.workers, args.threads)
+    ports = [free_port() for _ in limits]
+    envs = [server_env(data_dir, args.database_url, port, args.workers, args.threads, limit)
+            for port, limit in zip(ports, limits, strict=True)]
     database = "PostgreSQL" if (args.database_url or "").startswith("postgresql") else "SQLite (WAL)"
     print(f"http_load: {database}; gunicorn {args.workers} worker process(es) x {args.threads} threads "
-          f"(gthread) on 127.0.0.1:{port}; {os.cpu_count()} cores; load average at start "
+          f"(gthread) on 127.0.0.1:{','.join(map(str, ports))}; admission limit (ordinary requests at once per "
+          f"process): {', '.join(map(limit_label, limits))}; {os.cpu_count()} cores; load average at start "
           f"{os.getloadavg()[0]:.2f}")
+    if len(limits) > 1:
+        print("one server per limit, all on the same database; each level runs on each server in turn "
+              "(the order alternating), so that the machine's load hits them alike")
     print("no peers configured: the complaints' texts wait in the outbox (no SMSC); no scheduler runs")
-    server = None
+    servers: list[Server] = []
     main_task = asyncio.current_task()
     assert main_task is not None
     for signum in (signal.SIGINT, signal.SIGTERM):  # stop the server on the way out, whatever stops us
         asyncio.get_running_loop().add_signal_handler(signum, main_task.cancel)
     try:
         began = time.perf_counter()
-        prepare_database(env, most)
-        server = Server(env, port, data_dir / "server.log")
+        prepare_database(envs[0], most)
+        for i, (env, port) in enumerate(zip(envs, ports, strict=True)):
+            servers.append(Server(env, port, data_dir / f"server-{i}.log"))
         print(f"set-up: schema, diagrams, {most} agents and server start {time.perf_counter() - began:.1f} s")
-        feed, *tokens = await tokens_for(port, most)
+        feed, *tokens = await tokens_for(ports[0], most)  # tokens live in the database: good on every server
         rows = []
         plan = [(n, 0.0) for n in levels] + [(n, args.think) for n in think_levels]
         best = 0.0  # the best closed-loop rate so far: what the next levels may reach
         for i, (agents, think) in enumerate(plan):
-            # Enough open triage tasks that the level does not run dry (a cycle is 3 requests, each
-            # after a think pause), without starting far more than it can use: starting is slow.
-            rate = 1.5 * best if best else 60.0
-            if think:
-                rate = min(rate, agents / (3 * think))
-            need = int(rate * args.duration * 1.2) + 2 * agents + 20
-            waiting = await open_triage(port, tokens[0])
-            if waiting < need:
-                started, seconds = await populate(port, feed, need - waiting)
-                print(f"  (started {started} complaints and gave their triage back to the group through "
-                      f"the API in {seconds:.1f} s, 8 clients)")
-            result = await run_level(server, tokens, agents, think, args.duration, seed=i, pick=args.pick)
-            if not think:
-                best = max(best, result["completions/s"])
-            rows.append(result)
-            if i == 0:
-                print(HEADER)
-            print(row(result), flush=True)
-            if result["empty"]:
-                print(f"    ({result['empty']} inbox reads found no free triage task: the level ran dry, "
-                      "its rate understates the server)")
+            order = list(range(len(servers)))
+            for j in order if i % 2 == 0 else order[::-1]:
+                server, limit = servers[j], limits[j]
+                # Enough open triage tasks that the level does not run dry (a cycle is 3 requests, each
+                # after a think pause), without starting far more than it can use: starting is slow.
+                rate = 1.5 * best if best else 60.0
+                if think:
+                    rate = min(rate, agents / (3 * think))
+                need = int(rate * args.duration * 1.2) + 2 * agents + 20
+                waiting = await open_triage(server.port, tokens[0])
+                if waiting < need:
+                    started, seconds = await populate(server.port, feed, need - waiting)
+                    print(f"  (started {started} complaints and gave their triage back to the group through "
+                          f"the API in {seconds:.1f} s, 8 clients)")
+                result = await run_level(server, tokens, agents, think, args.duration, seed=i, pick=args.pick,
+                                         database_url=args.database_url)
+                result["limit"] = limit_label(limit)
+                if not think:
+                    best = max(best, result["completions/s"])
+                if not rows:
+                    print(HEADER)
+                rows.append(result)
+                print(row(result), flush=True)
+                if result["empty"]:
+                    print(f"    ({result['empty']} inbox reads found no free triage task: the level ran dry, "
+                          "its rate understates the server)")
         errors: dict[str, int] = defaultdict(int)
         for r in rows:
             for key, n in r["errors"].items():
                 errors[key] += n
         for key, n in sorted(errors.items()):
             print(f"  error x{n}: {key}")
-        print("think 0 = closed loop (capacity: completions/s); think > 0 = each request after "
+        print("limit = ordinary requests running at once per server process (KEFU_API_CONCURRENCY; streams "
+              "bypass it). think 0 = closed loop (capacity: completions/s); think > 0 = each request after "
               "think·U(0.5,1.5) s (latency under that load). srv/cli cpu = CPU seconds per second used "
-              "by gunicorn (all processes) and by this client. Agents take tasks by "
+              "by gunicorn (all processes) and by this client; ms/cmp = gunicorn's CPU ms per completion; db ms = "
+              "the local PostgreSQL backends' CPU ms per completion; rest = the machine's other busy CPU/s "
+              "(other programs). Agents take tasks by "
               + ("取下一单 (POST /api/v1/tasks/next)." if args.pick == "next" else "a random pick of the page."))
         total = sum(errors.values())
-        if total and "Traceback" in server.log_tail(100_000):
-            print(f"server log (end):\n{server.log_tail()}")
+        for server in servers:
+            if total and "Traceback" in server.log_tail(100_000):
+                print(f"server log (end):\n{server.log_tail()}")
         return 1 if total and args.fail_on_error else 0
     except Failed as exc:
         print(f"FAILED: {exc}")
-        if server is not None:
+        for server in servers:
             print(f"server log (end):\n{server.log_tail()}")
         return 1
     finally:
-        if server is not None:
+        for server in servers:
             server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -508,6 +577,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per level")
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn processes")
     parser.add_argument("--threads", type=int, default=16, help="threads per gunicorn process")
+    parser.add_argument("--concurrency", default=None,
+                        help="KEFU_API_CONCURRENCY for the server: ordinary requests at once per process "
+                             "(0: no limit; default: the product's); several, comma-separated (e.g. 0,2): "
+                             "one server each, every level run on each in turn")
     parser.add_argument("--fail-on-error", action="store_true", help="exit 1 if any error was counted")
     parser.add_argument("--pick", choices=("next", "random"), default="next",
                         help="how an agent takes a task: 取下一单 (POST /tasks/next) or a random one of the page")

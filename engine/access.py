@@ -7,16 +7,26 @@ Two kinds of rule:
   they lead), decided on the rows themselves.
 
 Web code never asks ``has_role`` itself: it names the permission it needs.
+
+The permission *names* are a fixed set in code (they are what the code checks); which role holds
+which is data — the ``roles`` and ``role_permissions`` tables (``engine/roles.py``), edited by
+administrators. :func:`allowed` reads an in-process copy (:class:`Matrix`), put in force by
+``engine.roles.load``/``sync``; nothing is read from the database per call. ``PERMISSIONS`` below
+is the default the tables were seeded with, and what holds for a permission the tables do not
+mention yet (a permission added to the code later).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, exists, or_, select, true
 from sqlalchemy.orm import Session
 
 from .errors import Forbidden
 from .models import HumanTask, ProcessInstance
-from .people import Group, User, group_leaders
+from .people import ROLE_LABELS, ROLES, Group, User, group_leaders
 
 # permission -> the roles that hold it (admins hold all)
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -75,10 +85,50 @@ PERMISSION_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class RoleInfo:
+    """A role people can be given: its code, Chinese and English names, built in or created."""
+
+    code: str
+    name: str
+    name_en: str
+    builtin: bool
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Which roles hold each permission, and the roles there are; ``version`` is the stored
+    counter it was read at (0: the defaults, nothing stored)."""
+
+    version: int
+    holders: Mapping[str, frozenset[str]]
+    roles: tuple[RoleInfo, ...]
+
+
+def default_matrix() -> Matrix:
+    """The shipped defaults: ``PERMISSIONS`` plus every permission for the admin role."""
+    return Matrix(0, {p: holders | {"admin"} for p, holders in PERMISSIONS.items()},
+                  tuple(RoleInfo(r, *ROLE_LABELS[r], builtin=True) for r in ROLES))
+
+
+_matrix = default_matrix()
+
+
+def install(matrix: Matrix) -> None:
+    """Put ``matrix`` in force in this process (engine/roles.py's ``load``)."""
+    global _matrix
+    _matrix = matrix
+
+
+def current_matrix() -> Matrix:
+    return _matrix
+
+
 def allowed(user: User | None, permission: str) -> bool:
-    """Whether ``user`` holds ``permission`` (an unknown permission is a programming error)."""
-    roles = PERMISSIONS[permission]
-    return user is not None and user.has_role(*roles)
+    """Whether ``user`` holds ``permission`` through one of their roles (an unknown permission is a
+    programming error: KeyError)."""
+    holders = _matrix.holders[permission]
+    return user is not None and not holders.isdisjoint(user.role_set)
 
 
 def leads(session: Session, user: User, task: HumanTask) -> bool:

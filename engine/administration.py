@@ -71,7 +71,8 @@ def password_problem(password: Any, username: str | None = None) -> Problem | No
 def user_summary(user: User) -> dict[str, Any]:
     """A user as the API shows it: never the password, its hash or the token version."""
     return {"id": user.id, "username": user.username, "name": user.display_name, "mobile": user.phone,
-            "extension": user.extension, "roles": [r for r in ROLES if r in user.role_set],
+            "extension": user.extension,
+            "roles": [r for r in ROLES if r in user.role_set] + sorted(user.role_set - set(ROLES)),
             "groups": sorted(g.code for g in user.groups), "active": bool(user.active),
             "created_at": user.created_at.isoformat() if user.created_at else None}
 
@@ -256,10 +257,14 @@ def _user_values(session: Session, fields: Mapping[str, Any], problems: dict[str
             problems["roles"] = Problem("type")
         elif not roles:
             problems["roles"] = Problem("required")
-        elif any(r not in ROLES for r in roles):
-            problems["roles"] = Problem("unknown_roles", {"names": ", ".join(r for r in roles if r not in ROLES)})
         else:
-            values["roles"] = [r for r in ROLES if r in roles]
+            from .roles import role_codes  # the roles table (engine/roles.py imports this module)
+
+            known = role_codes(session)
+            if any(r not in known for r in roles):
+                problems["roles"] = Problem("unknown_roles", {"names": ", ".join(r for r in roles if r not in known)})
+            else:
+                values["roles"] = [r for r in known if r in roles]
     if "groups" in fields:
         codes = fields["groups"]
         if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):

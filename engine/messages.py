@@ -9,7 +9,10 @@ SMS reply or a subscriber's payment is then one indexed query — never a scan o
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from typing import Any
 
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.util.task import TaskState
@@ -38,22 +41,41 @@ class MessageWait(Base):
 
 def waits_of(workflow: BpmnWorkflow, instance: ProcessInstance) -> set[tuple[str, str]]:
     """(message name, correlation value) for every message ``workflow`` waits for now (also behind
-    an event-based gateway, which Spiff reports as one combined event)."""
+    an event-based gateway, which Spiff reports as one combined event on the gateway)."""
     found: set[tuple[str, str]] = set()
     for task in workflow.get_tasks(state=TaskState.WAITING):
-        definition = getattr(task.task_spec, "event_definition", None)
-        names = [d.name for d in getattr(definition, "event_definitions", None) or [definition]
-                 if isinstance(d, MessageEventDefinition)]
-        if not names:
-            continue
-        var = definitions.properties_of(task.task_spec).get(CORRELATION_PROPERTY) or DEFAULT_CORRELATION
-        value = task.data.get(var)
-        if value in (None, "") and var == DEFAULT_CORRELATION:
-            value = instance.customer_phone
-        if value in (None, ""):
-            continue  # nothing to route by: only deliver_message by case id reaches it
-        found.update((name, str(value)[:120]) for name in names)
+        for name, var in _caught_messages(task.task_spec):
+            value = task.data.get(var)
+            if value in (None, "") and var == DEFAULT_CORRELATION:
+                value = instance.customer_phone
+            if value in (None, ""):
+                continue  # nothing to route by: only deliver_message by case id reaches it
+            found.add((name, str(value)[:120]))
     return found
+
+
+def _caught_messages(spec: Any) -> list[tuple[str, str]]:
+    """(message name, correlation variable) for each message a waiting task spec catches.
+
+    Behind an event-based gateway Spiff waits on the gateway itself: it moves the catching events'
+    definitions onto the gateway (in the order of its outgoing flows) and leaves the events with
+    none. The gateway carries no properties, so each message's ``kefu.correlation`` is read from
+    the catching event that follows it."""
+    definition = getattr(spec, "event_definition", None)
+    own = definitions.properties_of(spec).get(CORRELATION_PROPERTY)
+    if isinstance(spec, EventBasedGateway):
+        outputs = list(getattr(spec, "outputs", None) or [])
+        caught = []
+        for index, d in enumerate(getattr(definition, "event_definitions", None) or []):
+            if not isinstance(d, MessageEventDefinition):
+                continue
+            event = outputs[index] if index < len(outputs) else None
+            var = definitions.properties_of(event).get(CORRELATION_PROPERTY) if event is not None else None
+            caught.append((d.name, var or own or DEFAULT_CORRELATION))
+        return caught
+    return [(d.name, own or DEFAULT_CORRELATION)
+            for d in getattr(definition, "event_definitions", None) or [definition]
+            if isinstance(d, MessageEventDefinition)]
 
 
 def waits_for_message(workflow: BpmnWorkflow, name: str) -> bool:
@@ -106,3 +128,20 @@ def _digest(waits: set[tuple[str, str]]) -> str:
     if len(text) <= 200:
         return text
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def catching_properties(process_specs: Iterable[Any], name: str) -> dict[str, str] | None:
+    """The properties of the event that catches message ``name`` in a diagram's process and its
+    sub-processes (``process_specs``), e.g. the time limit declared on a wait; None when no event
+    catches it. Behind an event-based gateway: the catching event's own, not the gateway's."""
+    for process in process_specs:
+        for spec in process.task_specs.values():
+            definition = getattr(spec, "event_definition", None)
+            if isinstance(spec, EventBasedGateway):
+                outputs = list(spec.outputs)
+                for index, d in enumerate(getattr(definition, "event_definitions", None) or []):
+                    if isinstance(d, MessageEventDefinition) and d.name == name and index < len(outputs):
+                        return definitions.properties_of(outputs[index])
+            elif isinstance(definition, MessageEventDefinition) and definition.name == name:
+                return definitions.properties_of(spec)
+    return None

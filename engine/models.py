@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    false,
     select,
     text,
 )
@@ -88,12 +90,13 @@ class HumanTask(Base):
     """A user task waiting in (or gone from) an inbox: the denormalized view of Spiff's READY tasks."""
 
     __tablename__ = "human_tasks"
-    # The inbox pages in the order of these indexes (tasks without a limit last), so a page of
-    # 50 out of 100,000 open tasks is read straight from the index without sorting.
+    # The inbox pages in the order of these indexes (VIP first, tasks without a limit last), so a
+    # page of 50 out of 100,000 open tasks is read straight from the index without sorting.
     __table_args__ = (
-        Index("ix_human_tasks_group_queue", "group_id", "status", text("(due_at IS NULL)"), "due_at", "id"),
-        Index("ix_human_tasks_assignee_queue", "assignee_id", "status", text("(due_at IS NULL)"), "due_at",
-              "id"),
+        Index("ix_human_tasks_group_queue", "group_id", "status", text("vip DESC"), text("(due_at IS NULL)"),
+              "due_at", "id"),
+        Index("ix_human_tasks_assignee_queue", "assignee_id", "status", text("vip DESC"),
+              text("(due_at IS NULL)"), "due_at", "id"),
         Index("ix_human_tasks_instance", "instance_id", "status"),
     )
 
@@ -111,6 +114,9 @@ class HumanTask(Base):
     warn_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The case's customer is a VIP (engine/task_rows.vip_of), written when the step opens: the
+    # inbox lists VIP steps first without joining the case's data.
+    vip: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     instance: Mapped[ProcessInstance] = relationship(lazy="selectin")
 
@@ -185,6 +191,10 @@ def due_timer_instances(session: Session, now: datetime, limit: int) -> list[int
         .order_by(ProcessInstance.next_timer_at).limit(limit)))
 
 
+# The inbox's order, the one of its indexes: VIP steps first, then the soonest due (none last).
+INBOX_ORDER = (HumanTask.vip.desc(), HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
+
+
 def inbox_query(user_id: int, group_ids: set[int], scope: str):
     """The select for an inbox: ``mine`` = assigned to the user, ``group`` = open in their groups."""
     query = select(HumanTask).where(HumanTask.status == OPEN)
@@ -192,4 +202,4 @@ def inbox_query(user_id: int, group_ids: set[int], scope: str):
         query = query.where(HumanTask.assignee_id == user_id)
     else:
         query = query.where(HumanTask.group_id.in_(group_ids or {-1}))
-    return query.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
+    return query.order_by(*INBOX_ORDER)

@@ -1,13 +1,13 @@
 """The inbox rows of a step: open ``human_tasks`` rows mirror the workflow's READY user tasks.
 
 A step opens a row for each new READY user task (its group from the lane or a data variable, its
-assignee by the rework and case-owner rules) and cancels the rows whose task is gone. Listeners
-(SLA clocks, assignment rules) hear of every row opened and closed.
+assignee by the rework and case-owner rules, whether the customer is a VIP) and cancels the rows
+whose task is gone. Listeners (SLA clocks, assignment rules) hear of every row opened and closed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -24,6 +24,13 @@ from .people import Group, GroupIndex, User, members_among
 from .task_tree import was_pruned
 
 ASSIGN_PROPERTY = "kefu.assign"  # "leader": the task goes to the leader of its group
+VIP_LEVELS = ("level", "customer_level")  # data variables naming the customer's level
+
+
+def vip_of(data: Mapping[str, Any]) -> bool:
+    """A VIP customer's case: ``vip`` true, or ``level`` / ``customer_level`` ``vip`` (as the
+    customer lookup in billing names it). The inbox lists its steps first."""
+    return data.get("vip") is True or any(str(data.get(k) or "").lower() == "vip" for k in VIP_LEVELS)
 
 
 def close_task(session: Session, task: HumanTask, *, by: int, now: datetime) -> None:
@@ -97,7 +104,7 @@ class TaskRows:
         row = HumanTask(instance=instance, task_guid=guid, name=spec.bpmn_id,
                         title=(spec.bpmn_name or spec.bpmn_id)[:200],
                         form_name=props.get(definitions.FORM_PROPERTY),
-                        group_id=group_id, status=OPEN, created_at=now)
+                        group_id=group_id, status=OPEN, created_at=now, vip=vip_of(spiff_task.data))
         if props.get(ASSIGN_PROPERTY) == "leader" and group_id is not None:
             group = session.get(Group, group_id)
             row.assignee_id = group.leader_id if group is not None else None

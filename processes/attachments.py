@@ -1,14 +1,16 @@
-"""Attachments on a case (附件): files people add to a case, kept in a directory of the data dir.
+"""Attachments on a case (附件): files people add to a case, kept in the attachment store (a
+directory of the data dir, or an S3-compatible bucket: ``attachment_store``).
 
 Only a few harmless kinds are accepted, recognised by their content (magic bytes) and not only by
 their name: PDF, PNG, JPEG, plain text, and Office documents without macros (docx, xlsx, pptx).
-The file is stored under a random name; its original name is kept for downloading only.
+The file is stored under a fresh random key; its original name is kept for downloading only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import uuid
 import zipfile
@@ -22,6 +24,10 @@ from engine.db import Base
 from engine.errors import ValidationFailed
 from engine.models import ProcessInstance, record_event
 from engine.people import User
+
+from .attachment_store import AttachmentStore, DirectoryStore, ObjectMissing, StoreUnavailable
+
+log = logging.getLogger("kefu.attachments")
 
 DEFAULT_LIMIT = 10 * 1024 * 1024
 # kind -> (extensions, the content type it is served as)
@@ -110,37 +116,58 @@ def clean_name(filename: str) -> str:
     return (name or "file")[-200:]
 
 
-def add(session: Session, directory: Path, instance: ProcessInstance, filename: str, content: bytes,
-        actor: User, now: datetime, limit: int = DEFAULT_LIMIT) -> CaseAttachment:
+def add(session: Session, store: AttachmentStore | Path, instance: ProcessInstance, filename: str,
+        content: bytes, actor: User, now: datetime, limit: int = DEFAULT_LIMIT) -> CaseAttachment:
     """Check and store a file on ``instance`` (the caller checked that ``actor`` may see the case).
 
-    The file is written before the row; a rolled-back transaction leaves an orphan file, never a
-    row without its file."""
+    The object is written first, under a fresh key, then the row is flushed; a row that cannot be
+    written deletes the object again (so does :func:`forget` after a failed commit). A store that is
+    down raises :class:`StoreUnavailable` before any row exists: never a row without its object."""
     if not content:
         raise ValidationFailed("the file is empty", {"file": "empty"})
     if len(content) > limit:
         raise ValidationFailed("the file is too large", {"file": "too_large"})
     name = clean_name(filename)
     kind = sniff(name, content)
+    store = DirectoryStore(store) if isinstance(store, Path) else store
     stored_as = uuid.uuid4().hex
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / stored_as).write_bytes(content)
+    store.put(stored_as, content, KINDS[kind][1])
     row = CaseAttachment(instance_id=instance.id, filename=name, kind=kind, size=len(content),
                          sha256=hashlib.sha256(content).hexdigest(), stored_as=stored_as, added_at=now,
                          added_by_id=actor.id, added_by_name=actor.display_name)
-    session.add(row)
+    try:
+        with session.begin_nested():  # the row alone: its failure leaves the caller's transaction usable
+            session.add(row)
+            session.flush()
+    except Exception:
+        forget(store, row)
+        raise
     record_event(session, "attachment_added", at=now, instance_id=instance.id, actor=actor.username,
                  message=name)
     return row
 
 
+def forget(store: AttachmentStore, row: CaseAttachment) -> None:
+    """Delete the object of a row that was not written (a failed flush or commit). A store that is
+    down leaves an orphan object, which no row names: harmless, never a row without its object."""
+    try:
+        store.delete(row.stored_as)
+    except StoreUnavailable:
+        log.warning("attachment object %s left orphaned: the store is not answering", row.stored_as)
+
+
+def content_of(store: AttachmentStore, row: CaseAttachment) -> bytes:
+    """The file's bytes, checked against the hash taken on upload (a changed object is missing)."""
+    content = store.get(row.stored_as)
+    if hashlib.sha256(content).hexdigest() != row.sha256:
+        log.warning("attachment %s: the stored object does not match its hash", row.id)
+        raise ObjectMissing(f"attachment object {row.stored_as} does not match its hash")
+    return content
+
+
 def of_instance(session: Session, instance_id: int) -> list[CaseAttachment]:
     return list(session.scalars(select(CaseAttachment).where(CaseAttachment.instance_id == instance_id)
                                 .order_by(CaseAttachment.id)))
-
-
-def path_of(directory: Path, row: CaseAttachment) -> Path:
-    return directory / row.stored_as
 
 
 def content_type(row: CaseAttachment) -> str:

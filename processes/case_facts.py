@@ -37,7 +37,7 @@ Dunning (``dunning``, one case per subscriber and billing month), by billing mon
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -50,6 +50,7 @@ from engine.db import Base
 from engine.errors import ValidationFailed
 from engine.models import HumanTask, ProcessInstance
 
+from . import report_months
 from .complaint_facts import MAX_DAYS, NONE_KEY, SATISFIED, UNSATISFIED, beijing_day
 
 
@@ -82,7 +83,7 @@ DUNNING = Subject("dunning", "dunning", "bill_month",
                    "unrecovered"), ("attempts",))
 SUBJECTS = {s.name: s for s in (ACCEPTANCE, CALLBACKS, DUNNING)}
 BY_PROCESS = {s.process_key: s for s in SUBJECTS.values()}
-DIMENSIONS = ("kind", "day")
+DIMENSIONS = ("kind", "day", "month")
 
 
 class CaseFact(Base):
@@ -230,7 +231,7 @@ class Period:
     subject: Subject
     start: date
     end: date          # inclusive
-    by: str            # kind | day
+    by: str            # kind | day | month
 
 
 def check_period(subject: str, start: str | None, end: str | None, by: str | None) -> Period:
@@ -282,13 +283,17 @@ def report_query(period: Period) -> Select[Any]:
 def report(session: Session, period: Period) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """``(items, totals)`` of integer counts (key: the code, the day as YYYY-MM-DD, or None), read
     on a connection of its own that takes no write lock (as the complaint report)."""
+    monthly = period.by == report_months.MONTH
     bind = session.get_bind()
     db = bind.engine if isinstance(bind, Connection) else bind
     with db.connect() as connection:
-        rows = connection.execution_options(**{READ_ONLY: True}).execute(report_query(period)).all()
+        rows = connection.execution_options(**{READ_ONLY: True}).execute(
+            report_query(replace(period, by="day") if monthly else period)).all()
     measures = period.subject.measures
     items = [{"key": row.key.isoformat() if isinstance(row.key, date) else row.key,
               **{m: int(getattr(row, m) or 0) for m in measures}} for row in rows]
+    if monthly:  # by day, then added up per month
+        items = report_months.fold(items, measures)
     return items, {m: sum(int(item[m]) for item in items) for m in measures}
 
 
@@ -297,6 +302,9 @@ def drill_down(period: Period, key: str | None, measure: str) -> Select[Any]:
     f, subject = _facts.c, period.subject
     if measure not in subject.measures:
         raise ValidationFailed("unknown figure", {"measure": f"one of {', '.join(subject.measures)}"})
+    if key is not None and period.by == report_months.MONTH:
+        first, last = report_months.days_of(key, period.start, period.end)
+        period, key = replace(period, start=first, end=last), None
     query = select(f.instance_id).where(f.process_key == subject.process_key,
                                         f.received_day.between(period.start, period.end))
     if key is not None:

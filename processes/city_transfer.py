@@ -4,7 +4,8 @@
 
 The step keeps its place in the diagram; only who works it changes: the task's group, nobody
 holding it, its SLA clock's group (escalations go to the city's leader), and a line on the case's
-history with the reason. The caller commits.
+history with the reason, and the complaint statistics count the case under that city. The caller
+commits.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from engine.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from engine.models import OPEN, HumanTask, record_event
 from engine.people import Group, User
 from slas.models import PAUSED, RUNNING, SlaClock
+
+from . import complaint_facts
 
 REASON_MAX = 500
 
@@ -68,5 +71,7 @@ def transfer_to_city(session: Session, task_id: int, group_code: str, reason: st
                  actor=actor.username, message=f"{task.title} → {target.name}: {text}",
                  data={"from_group": source.code if source else None, "to_group": target.code,
                        "city": target.city, "reason": text})
+    if target.city:
+        complaint_facts.set_city(session, task.instance_id, target.city)  # the statistics' 地市: now the city's
     task.instance.updated_at = now
     return task

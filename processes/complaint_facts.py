@@ -24,7 +24,7 @@ so that rates compare like with like):
 * **overdue** (超时): some limit of the case was passed: a step done after its due time, a final
   answer after the case's limit, or an escalation raised by the scanner (a step still open past
   its due time).
-* **escalations** (升级次数): escalations the scanner raised for the case (each level once).
+* **escalations** (超时告警次数, not 越级/升级投诉): escalations the scanner raised for the case (each level once).
 * **urges** (催办次数): the case's steps were urged (催办, processes/urging.py) this many times;
   by department, the urges of the cases with that department.
 * **satisfied / unsatisfied** (满意 / 不满意): the customer's first verdict on the answer (at the
@@ -33,13 +33,18 @@ so that rates compare like with like):
 
 A complaint transferred to the customer's home province (转递归属地省处理) closes here at the
 transfer: its first reply counts, its final answer is the home province's and is not counted here.
-The city is the case's ``city`` variable when the product sets one (the intake form does not ask).
+The city (地市) is the customer's home city (归属地市) that billing gives for the case's number at
+intake (``home_city``, wired by ``web.create_app``; asked when the case starts, read at the end
+of the intake step, or written on its own once billing answers, never waited for), the case's ``city`` variable when the product sets one, and the city of the city centre a
+step is transferred to (``processes.city_transfer``: the case is then that city's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -57,7 +62,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from engine.clock import LOCAL_TZ
@@ -65,7 +70,10 @@ from engine.database import READ_ONLY
 from engine.db import Base
 from engine.errors import ValidationFailed
 from engine.models import HumanTask, ProcessInstance
+from engine.unit_of_work import after_commit
 from slas.models import Escalation, SlaClock
+
+from . import report_months
 
 PROCESS_KEY = "complaint"
 FIRST_REPLY_STEP = "triage"        # 首次答复
@@ -77,11 +85,15 @@ SATISFIED = ("satisfied", "basic")
 UNSATISFIED = "unsatisfied"
 VERDICTS = (*SATISFIED, UNSATISFIED)
 
-DIMENSIONS = ("category", "channel", "department", "city", "day")
+DIMENSIONS = ("category", "channel", "department", "city", "day", "month")
 MEASURES = ("received", "closed", "first_reply_in_time", "handled_in_time", "replied", "overdue",
             "escalations", "satisfied", "unsatisfied", "urges")
 MAX_DAYS = 366                     # a report covers at most a year
 NONE_KEY = "_none"                 # the drill-down's name for "no value" (e.g. not dispatched)
+_PENDING = "kefu_home_city"        # session.info: instance id → the home-city lookup under way
+
+log = logging.getLogger(__name__)
+_lookups = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kefu-home-city")
 
 
 # The bits of ``ComplaintFact.outcome``: the yes/no facts the report counts, in one small integer
@@ -137,7 +149,12 @@ def beijing_day(moment: datetime) -> date:
 
 # -- keeping the facts in step ----------------------------------------------------------------
 class ComplaintFactsListener:
-    """The engine step listener (and case-data listener) that writes ``complaint_facts``."""
+    """The engine step listener (and case-data listener) that writes ``complaint_facts``.
+
+    ``home_city``: the customer's home city of a number (billing's 归属地市), or None."""
+
+    def __init__(self, home_city: Callable[[str], str | None] | None = None) -> None:
+        self.home_city = home_city
 
     def instance_started(self, session: Session, instance: ProcessInstance,
                          start_properties: dict[str, str], group_id: int | None, now: datetime) -> None:
@@ -145,6 +162,26 @@ class ComplaintFactsListener:
             session.add(ComplaintFact(instance_id=instance.id, received_at=now, received_day=beijing_day(now),
                                       first_reply_in_time=False, replied=False, handled_in_time=False,
                                       overdue=False, escalations=0, urges=0, outcome=0))
+            if instance.customer_phone and self.home_city is not None:
+                # Asked now, read at the step's end: billing answers while the diagram runs.
+                session.info.setdefault(_PENDING, {})[instance.id] = _lookups.submit(self.home_city,
+                                                                                     instance.customer_phone)
+
+    @staticmethod
+    def _home_city(session: Session, instance_id: int) -> str | None:
+        """Billing's home city asked for at the case's start, when it has answered by the intake
+        step's end. Intake never waits on billing (its transaction holds the write lock): a later
+        answer is written on its own once the case is committed."""
+        lookup: Future[str | None] | None = session.info.get(_PENDING, {}).pop(instance_id, None)
+        if lookup is None:
+            return None
+        if lookup.done():
+            return _answer(lookup)
+        bind = session.get_bind()
+        if isinstance(bind, Engine):
+            after_commit(session, lambda: lookup.add_done_callback(
+                lambda done: _write_city_later(bind, instance_id, _answer(done))))
+        return None
 
     def task_opened(self, session: Session, instance: ProcessInstance, task: HumanTask,
                     properties: dict[str, str], data: dict[str, Any], now: datetime) -> None:
@@ -169,6 +206,9 @@ class ComplaintFactsListener:
         fact = _fact(session, instance)
         if fact is None:
             return
+        home = self._home_city(session, instance.id)  # the intake step's end: billing's answer
+        if home and fact.city is None:
+            fact.city = home
         for name, size in (("category", 16), ("channel", 16), ("department", 32), ("city", 40)):
             value = data.get(name)
             if isinstance(value, str) and value and getattr(fact, name) != value[:size]:
@@ -233,6 +273,35 @@ def count_escalations(session: Session, escalations: Sequence[Escalation], now: 
         session.connection().execute(_COUNT, [{"b_id": i, "b_n": n, "b_late": bool(late),
                                                "b_bit": OUTCOME_BITS["overdue"] if late else 0}
                                               for i, (n, late) in per_case.items()])
+
+
+def _answer(lookup: Future[str | None]) -> str | None:
+    try:
+        city = lookup.result(timeout=0)
+    except Exception as exc:  # noqa: BLE001 - the complaint matters more than its city
+        log.info("home city lookup failed: %s", exc)
+        return None
+    return city[:40] if city else None
+
+
+def _write_city_later(bind: Engine, instance_id: int, city: str | None) -> None:
+    """Billing answered after the intake step committed: fill the city unless a step set one."""
+    if not city:
+        log.info("home city of the complaint's number unknown; counted under 地市未知")
+        return
+    try:
+        with bind.begin() as conn:
+            conn.execute(update(_facts).where(_facts.c.instance_id == instance_id, _facts.c.city.is_(None))
+                         .values(city=city))
+    except Exception:  # `kefu backfill-cities` fills what is left unknown
+        log.exception("could not write the home city of case %s", instance_id)
+
+
+def set_city(session: Session, instance_id: int, city: str) -> None:
+    """The case is now ``city``'s (a step transferred to the city's remote seats)."""
+    fact = session.get(ComplaintFact, instance_id)
+    if fact is not None:  # other processes have no facts
+        fact.city = city[:40]
 
 
 _URGE = (update(_facts).where(_facts.c.instance_id == bindparam("b_id"))
@@ -321,6 +390,9 @@ def report(session: Session, period: Period,
     write transaction should end it first (see ``web.reports.complaint_table``)."""
     # Read on a connection of its own that takes no write lock (engine.database.READ_ONLY): a
     # month of a busy centre is a long read, and steps must not wait for it.
+    monthly = period.by == report_months.MONTH
+    if monthly:  # by day, then added up per month
+        period = replace(period, by="day")
     bind = session.get_bind()
     db = bind.engine if isinstance(bind, Connection) else bind
     with db.connect() as connection:
@@ -332,6 +404,8 @@ def report(session: Session, period: Period,
         key = row.key.isoformat() if isinstance(row.key, date) else row.key
         items.append({"key": key, **{m: int(getattr(row, m) or 0) for m in MEASURES if m != "urges"},
                       "urges": urges.get(row.key, 0)})
+    if monthly:
+        items = report_months.fold(items, MEASURES)
     totals = {m: sum(int(item[m]) for item in items) for m in MEASURES}
     return items, totals
 
@@ -340,6 +414,9 @@ def drill_down(period: Period, key: str | None, measure: str) -> Select[Any]:
     """The ids of the cases behind one figure of the report (``key`` None: every key;
     ``NONE_KEY``: the cases without a value; ``measure``: one of MEASURES)."""
     f = _facts.c
+    if key is not None and period.by == report_months.MONTH:
+        first, last = report_months.days_of(key, period.start, period.end)
+        period, key = replace(period, start=first, end=last), None
     query = select(f.instance_id).where(f.received_day.between(period.start, period.end))
     if key is not None:
         column = f.received_day if period.by == "day" else f[period.by]
@@ -359,9 +436,9 @@ def drill_down(period: Period, key: str | None, measure: str) -> Select[Any]:
     return query.where(conditions[measure])
 
 
-def labels_from_forms(forms: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """Chinese names of the codes, from the deployed complaint forms: category and channel from
-    the intake form, department from the first-reply (triage) form."""
+def labels_from_forms(forms: Mapping[str, Any], english: bool = False) -> dict[str, dict[str, str]]:
+    """Names of the codes, from the deployed complaint forms: category and channel from the intake
+    form, department from the first-reply (triage) form; Chinese, or English (``x-title-en``)."""
     found: dict[str, dict[str, str]] = {"category": {}, "channel": {}, "department": {}}
     for form_name, fields in (("complaint_intake.schema.json", ("category", "channel")),
                               ("complaint_triage.schema.json", ("department",))):
@@ -369,5 +446,6 @@ def labels_from_forms(forms: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         for name in fields:
             for option in (properties.get(name) or {}).get("oneOf") or ():
                 if isinstance(option, dict) and "const" in option:
-                    found[name][str(option["const"])] = str(option.get("title") or option["const"])
+                    title = (english and option.get("x-title-en")) or option.get("title") or option["const"]
+                    found[name][str(option["const"])] = str(title)
     return found

@@ -27,6 +27,7 @@ from engine.access import visible_cases
 from engine.db import Base
 from engine.models import HumanTask, ProcessInstance
 from engine.people import User
+from engine.task_rows import vip_of
 
 NAME_FIELDS = ("complainant_name", "caller_name", "customer_name")
 TEXT_FIELDS = ("description", "request", "title")
@@ -54,8 +55,7 @@ def row_values(data: Mapping[str, Any]) -> dict[str, Any]:
     name = next((str(data[k]).strip() for k in NAME_FIELDS if isinstance(data.get(k), str) and data[k].strip()), None)
     phone = data.get("contact_phone")
     text = " ".join(str(data[k]).strip() for k in TEXT_FIELDS if isinstance(data.get(k), str) and data[k].strip())
-    levels = {str(data.get(k) or "").lower() for k in ("level", "customer_level")}
-    vip = data.get("vip") is True or "vip" in levels
+    vip = vip_of(data)  # the same rule as the step rows' flag
     try:
         priority = max(0, min(MAX_PRIORITY, int(data.get("priority") or 0)))
     except (TypeError, ValueError):

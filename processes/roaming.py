@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, and_, func, or_, select, update
@@ -111,12 +111,20 @@ class UnknownDispatch(NotFound):
 
 
 # -- the table -----------------------------------------------------------------------------------
+def _created_day(context: Any) -> date:
+    """The Beijing day a transfer was recorded (its statistics' day, processes/transfer_report.py)."""
+    return context.get_current_parameters()["created_at"].astimezone(LOCAL_TZ).date()
+
+
 class RoamingTransfer(Base):
     """One dispatch sent (``out``) or received (``in``), with its receipt."""
 
     __tablename__ = "roaming_transfers"
     __table_args__ = (Index("ix_roaming_transfers_key", "direction", "company_code", "serial_no", unique=True),
-                      Index("ix_roaming_transfers_open", "status", "id"))
+                      Index("ix_roaming_transfers_open", "status", "id"),
+                      # covering for the statistics (processes/transfer_report.py): no row is read
+                      Index("ix_roaming_transfers_report", "created_day", "direction", "partner", "status", "late",
+                            "acknowledged_at", "answered_at", "final_reply_due"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     direction: Mapped[str] = mapped_column(String(4))
@@ -138,6 +146,7 @@ class RoamingTransfer(Base):
     answered_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]   # out: the receipt handed to the waiting case
     closed_at: Mapped[datetime | None]
+    created_day: Mapped[date] = mapped_column(default=_created_day)
 
 
 # -- sending -------------------------------------------------------------------------------------
@@ -277,18 +286,19 @@ def start_case(session: Session, engine: Engine, partners: Partners, row: Roamin
                now: datetime) -> ProcessInstance:
     """Start the home province's complaint case for a received dispatch (in the caller's
     transaction), with the dispatch's deadlines."""
+    from .national import received_words  # a national escalation is worded as one (processes/national.py)
+
     body = row.dispatch
+    words = received_words(partners, row)
     data = {"customer_phone": body["customer_phone"][:20], "complainant_name": body["complainant_name"][:60],
-            "contact_phone": body["complainant_phone"][:20], "channel": "roaming", "category": body["category"],
-            "description": body["problem"],
-            "request": f"漫游投诉转递：{partners.name_of(row.company_code)} 电子派单 {row.serial_no}"[:2000]}
+            "contact_phone": body["complainant_phone"][:20], "channel": words.channel, "category": body["category"],
+            "description": body["problem"], "request": words.request[:2000], **words.data}
     server = {"first_reply_due": body["first_reply_due"], "final_reply_due": body["final_reply_due"],
               "roaming_company": row.company_code, "roaming_serial_no": row.serial_no,
               "dispatcher_name": body["dispatcher_name"], "dispatcher_phone": body["dispatcher_phone"]}
     instance = engine.start(session, "complaint", data, actor=None, now=now, server_data=server)
     row.instance_id = instance.id
-    record_event(session, "roaming_received", at=now, instance_id=instance.id,
-                 message=f"电子派单 {row.serial_no} ← {partners.name_of(row.company_code)}",
+    record_event(session, words.event, at=now, instance_id=instance.id, message=words.received,
                  data={"partner": row.company_code, "serial_no": row.serial_no})
     return instance
 
@@ -309,7 +319,11 @@ def receive_receipt(session: Session, partners: Partners, sender: Partner, body:
         row.status = ANSWERED
     if row.acknowledged_at is None:
         row.acknowledged_at = now  # the partner answered, so it had the dispatch
-    if not partners.is_national(row.partner):  # a national escalation started no clocks of its own
+    if partners.is_national(row.partner):  # a national escalation: the wait's own clock
+        from .national import stop_clock
+
+        stop_clock(session, row, now)
+    else:
         _stop_partner_clocks(session, row, now)
     record_event(session, "roaming_answered", at=now, instance_id=row.instance_id,
                  message=f"电子回单 {row.serial_no} ← {partners.name_of(sender.code)}" + ("（逾期）" if row.late else ""),
@@ -360,8 +374,13 @@ class Roaming:
                          and_(RoamingTransfer.direction == IN, RoamingTransfer.instance_id.is_(None)),
                          and_(RoamingTransfer.direction == OUT, RoamingTransfer.receipt.is_not(None),
                               RoamingTransfer.delivered_at.is_(None)))
+        # A receipt not yet handed to its case is delivered even when the transfer is closed (its
+        # case ended first): never lost.
+        undelivered = and_(RoamingTransfer.direction == OUT, RoamingTransfer.receipt.is_not(None),
+                           RoamingTransfer.delivered_at.is_(None))
         ids = list(session.scalars(select(RoamingTransfer.id).where(
-            RoamingTransfer.status != CLOSED, needs_work).order_by(RoamingTransfer.id).limit(limit)))
+            or_(and_(RoamingTransfer.status != CLOSED, needs_work), undelivered))
+            .order_by(RoamingTransfer.id).limit(limit)))
         session.commit()
         for row_id in ids:
             try:
@@ -385,7 +404,7 @@ class Roaming:
             if self.partners.is_national(row.partner):
                 from .national import deliver_answer
 
-                return deliver_answer(session, self.partners, row, now)
+                return deliver_answer(session, self.partners, self.engine, row, now)
             return deliver_receipt(session, self.engine, row, now)
         return _follow_job(session, row, now)
 
@@ -408,8 +427,10 @@ class Roaming:
                              instance_id=row.instance_id, max_attempts=RECEIPT_ATTEMPTS)
         session.flush()
         row.job_id = job.id
+        from .national import received_words
+
         record_event(session, "roaming_receipt_queued", at=now, instance_id=row.instance_id,
-                     message=f"电子回单 {row.serial_no} → {self.partners.name_of(row.company_code)}")
+                     message=received_words(self.partners, row).receipt)
         return True
 
 

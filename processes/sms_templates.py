@@ -6,11 +6,13 @@ field the process does not have is refused when it is saved, not when a customer
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, TemplateAssertionError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -130,12 +132,67 @@ def render_text(body: str, context: dict[str, Any]) -> str:
 
 def check_template(code: str, body: str) -> str | None:
     """Why ``body`` cannot be saved as template ``code`` (None when it can)."""
+    problem = template_problem(code, body)
+    return problem.technical if problem else None
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    """What is wrong with a template, for the page to say in the user's language: ``kind`` is one
+    of unclosed_value ({{ without }}), bad_char (a character a value cannot have, mostly a }}
+    missing before it), empty_value ({{ }}), unclosed_block ({% if %} without its
+    end; ``detail`` the tag), unknown_tag, unknown_filter, unknown_value (``detail`` the name),
+    unsafe, too_long (``detail`` the length), empty, syntax (anything else); ``line`` from 1."""
+    kind: str
+    line: int | None = None
+    detail: str = ""
+    technical: str = ""
+
+
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def template_problem(code: str, body: str) -> TemplateProblem | None:
+    """What stops ``body`` from being saved as template ``code`` (None when it can be)."""
     sample = DEFAULTS.get(code, ("", "", {}))[2]
     try:
         render_text(body, sample)
     except ValueError as exc:
-        return str(exc)
+        return _problem(body, exc.__cause__, str(exc))
     return None
+
+
+def _problem(body: str, cause: BaseException | None, technical: str) -> TemplateProblem:
+    message = str(getattr(cause, "message", None) or cause or "")
+    line = getattr(cause, "lineno", None)
+    names = _QUOTED.findall(message)
+    if isinstance(cause, TemplateAssertionError) and "filter" in message:
+        return TemplateProblem("unknown_filter", line, names[0] if names else "", technical)
+    if isinstance(cause, TemplateSyntaxError):
+        if "end of print statement" in message and message.startswith("expected token") or message == "unexpected '}'":
+            kind = "unclosed_value"
+        elif message.startswith("unexpected char"):
+            return TemplateProblem("bad_char", line, names[0] if names else "", technical)
+        elif message.startswith("Expected an expression"):
+            kind = "empty_value"
+        elif "Unexpected end of template" in message and "innermost block" in message:
+            return TemplateProblem("unclosed_block", line, names[-1] if names else "", technical)
+        elif message.startswith("Encountered unknown tag"):
+            return TemplateProblem("unknown_tag", line, names[0] if names else "", technical)
+        else:
+            kind = "syntax"
+        return TemplateProblem(kind, line, "", technical)
+    if isinstance(cause, UndefinedError):
+        name = names[0] if names else ""
+        found = [n for n, text in enumerate(body.splitlines(), 1) if name and name in text]
+        return TemplateProblem("unknown_value", found[0] if found else None, name, technical)
+    if isinstance(cause, SecurityError | OverflowError | ArithmeticError):
+        return TemplateProblem("unsafe", None, "", technical)
+    if "empty text" in technical:
+        return TemplateProblem("empty", None, "", technical)
+    if technical.startswith("the text is"):
+        return TemplateProblem("too_long", None, technical.split()[3], technical)
+    return TemplateProblem("syntax", line, "", technical)
 
 
 def ensure_defaults(session: Session) -> None:

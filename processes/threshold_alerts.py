@@ -22,6 +22,7 @@ with a mobile number.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -58,7 +59,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "satisfaction_rate": ("满意率", "rate"),
     "overdue": ("超时工单数", "count"),
     "unsatisfied": ("不满意工单数", "count"),
-    "escalations": ("升级次数", "count"),
+    "escalations": ("超时告警次数", "count"),  # the SLA scanner's alerts, not 越级/升级投诉
     "received": ("受理量", "count"),
 }
 RATE_FIGURES = {"first_reply_rate": ("first_reply_in_time", "first_reply_decided"),
@@ -108,8 +109,9 @@ class ThresholdAlert(Base):
 
 
 # -- checking what managers type -------------------------------------------------------------
-def check_rule(values: dict[str, Any]) -> dict[str, Any]:
-    """The rule's fields, normalised; ValidationFailed with Chinese messages per field otherwise."""
+def check_rule(values: dict[str, Any], known: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+    """The rule's fields, normalised; ValidationFailed with Chinese messages per field otherwise.
+    ``known``: per scope (department, category) the codes a rule may name, with their names."""
     fields: dict[str, str] = {}
     out: dict[str, Any] = {}
     name = str(values.get("name") or "").strip()
@@ -128,6 +130,9 @@ def check_rule(values: dict[str, Any]) -> dict[str, Any]:
         fields["scope_value"] = "请填写部门或类别编码"
     if scope_value and len(scope_value) > 32:
         fields["scope_value"] = "编码最多32个字符"
+    elif scope_value and known is not None and out["scope"] in known and scope_value not in known[out["scope"]]:
+        fields["scope_value"] = (f"“{scope_value}”不是已知的{SCOPES[out['scope']]}；可选："
+                                 + "、".join(f"{name}（{code}）" for code, name in known[out["scope"]].items()))[:500]
     out["scope_value"] = scope_value if out["scope"] != "all" else None
     for field, low, high, default in (("threshold", 0.0, 1e9, None), ("min_cases", 1, 1_000_000, 1)):
         raw = values.get(field, default)
@@ -156,10 +161,10 @@ def check_rule(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_rule(session: Session, rule: AlertRule | None, values: dict[str, Any], actor: str,
-              now: datetime) -> AlertRule:
-    """Create (``rule`` None) or change a rule from checked values; the duty manager must be an
-    active user with a mobile number."""
-    checked = check_rule(values)
+              now: datetime, known: Mapping[str, Mapping[str, str]] | None = None) -> AlertRule:
+    """Create (``rule`` None) or change a rule from checked values (``known``: see ``check_rule``);
+    the duty manager must be an active user with a mobile number."""
+    checked = check_rule(values, known)
     if checked["notify_user_id"] is not None:
         user = session.get(User, checked["notify_user_id"])
         if user is None or not user.active or not user.phone:
@@ -172,14 +177,16 @@ def save_rule(session: Session, rule: AlertRule | None, values: dict[str, Any], 
             setattr(rule, name, value)
         rule.updated_at, rule.updated_by = now, actor
     session.flush()
-    record_event(session, "alert_rule_saved", at=now, actor=actor, message=describe(rule)[:500],
+    record_event(session, "alert_rule_saved", at=now, actor=actor, message=describe(rule, known)[:500],
                  data={"rule_id": rule.id, "active": rule.active})
     return rule
 
 
-def describe(rule: AlertRule) -> str:
-    """The rule in one Chinese sentence, e.g. 当日 全部投诉 首次答复及时率 低于 95%。"""
-    scope = SCOPES[rule.scope] + (f"“{rule.scope_value}”" if rule.scope_value else "")
+def describe(rule: AlertRule, names: Mapping[str, Mapping[str, str]] | None = None) -> str:
+    """The rule in one Chinese sentence, e.g. 当日 全部投诉 首次答复及时率 低于 95%; ``names``: the
+    departments' and categories' names by code (else the code is shown)."""
+    value = rule.scope_value and ((names or {}).get(rule.scope) or {}).get(rule.scope_value, rule.scope_value)
+    scope = SCOPES[rule.scope] + (f"“{value}”" if value else "")
     return (f"{PERIODS[rule.period]} {scope} {METRICS[rule.metric][0]} {COMPARISONS[rule.comparison]} "
             f"{number(rule.metric, rule.threshold)}")
 

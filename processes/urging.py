@@ -1,8 +1,9 @@
 """Urging (催办): anyone who may see a case presses the step that holds it up.
 
-An urge is recorded on the step and on the case's history, and the step's holder — or, while
-nobody holds it, the leader of its group — is told: the inbox shows the step as urged at once, and
-from the second urge on they also get an SMS. The same step cannot be urged again within a few
+An urge is recorded on the step and on the case's history, and the step's holder and the leader
+of its group are told (once each when they are the same person; the leader alone while nobody
+holds the step): the inbox shows the step as urged at once, and from the second urge on they also
+get an SMS each. The same step cannot be urged again within a few
 minutes (``KEFU_URGE_MINUTES``), so that urging stays a signal, not noise.
 """
 
@@ -59,22 +60,24 @@ def urge(session: Session, task_id: int, actor: User, note: str, now: datetime,
     if last is not None and now - _aware(last, now) < gap:
         raise TooSoon(f"this step was urged less than {int(gap.total_seconds() // 60)} minutes ago")
     earlier = session.scalar(select(func.count(TaskUrge.id)).where(TaskUrge.task_id == task_id)) or 0
-    target = _who_to_tell(session, task)
+    told = who_to_tell(session, task)
     row = TaskUrge(task_id=task.id, instance_id=task.instance_id, at=now, by_id=actor.id,
                    by_name=actor.display_name, note=(note or "").strip()[:500],
-                   notified_id=target.id if target else None)
+                   notified_id=told[0].id if told else None)  # the first one told: the holder, else the leader
     session.add(row)
     session.flush()
     complaint_facts.count_urge(session, task.instance_id)  # the statistics count urges per department
     record_event(session, "task_urged", at=now, instance_id=task.instance_id, task_id=task.id,
                  actor=actor.username, message=f"{task.title}{'：' + row.note if row.note else ''}"[:500],
-                 data={"urge": earlier + 1, "notified": target.username if target else None})
-    if earlier >= 1 and target is not None and target.phone:
+                 data={"urge": earlier + 1, "notified": [user.username for user in told]})
+    if earlier >= 1:
         reference = task.instance.reference or str(task.instance_id)
         text = (f"【催办】工单{reference}的“{task.title}”环节已被催办{earlier + 1}次"
                 f"（{actor.display_name}）{('：' + row.note) if row.note else ''}，请尽快处理。")
-        outbox.enqueue(session, "sms.send", {"to": target.phone, "text": text[:300]},
-                       key=f"urge-{row.id}", now=now, instance_id=task.instance_id, priority=1)
+        for user in told:
+            if user.phone:
+                outbox.enqueue(session, "sms.send", {"to": user.phone, "text": text[:300]},
+                               key=f"urge-{row.id}-{user.id}", now=now, instance_id=task.instance_id, priority=1)
     return row
 
 
@@ -94,11 +97,15 @@ def as_item(row: TaskUrge) -> dict[str, Any]:
     return {"id": row.id, "task_id": row.task_id, "at": row.at.isoformat(), "by": row.by_name, "note": row.note}
 
 
-def _who_to_tell(session: Session, task: HumanTask) -> User | None:
-    if task.assignee_id is not None:
-        return session.get(User, task.assignee_id)
+def who_to_tell(session: Session, task: HumanTask) -> list[User]:
+    """The step's holder, then its group's leader — each once, active users only."""
     group = session.get(Group, task.group_id) if task.group_id else None
-    return session.get(User, group.leader_id) if group is not None and group.leader_id else None
+    told: list[User] = []
+    for user_id in (task.assignee_id, group.leader_id if group is not None else None):
+        user = session.get(User, user_id) if user_id is not None else None
+        if user is not None and user.active and user not in told:
+            told.append(user)
+    return told
 
 
 def _aware(value: datetime, now: datetime) -> datetime:

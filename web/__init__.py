@@ -75,7 +75,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.extensions["kefu_engine"] = Engine(listeners=[AssigneeFromData(), AutoAssignment(), SlaListener(),
                                                       UpgradeListener(), _roaming.RoamingListener(),
-                                                      _complaint_facts.ComplaintFactsListener(),
+                                                      _complaint_facts.ComplaintFactsListener(
+                                                          home_city=app.extensions["kefu_billing"].home_city),
                                                       _case_facts.CaseFactsListener(),
                                                       _desk_search.CaseIndexListener()],
                                            checks=[check_properties],
@@ -104,6 +105,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         report_alerts,
         reports,
         roaming,
+        roaming_report,
         search,
         service_reports,
         upgraded,
@@ -129,6 +131,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(search.bp)
     app.register_blueprint(report_alerts.bp)
     app.register_blueprint(service_reports.bp)
+    app.register_blueprint(roaming_report.bp)
     app.register_blueprint(case_tools.bp)
     api.register(app)  # the REST API (web/api/), exempt from CSRF
     errors.register(app)

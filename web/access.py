@@ -12,9 +12,11 @@ from flask_login import current_user, login_required
 
 from engine.access import PERMISSIONS, allowed
 
+PERMISSION_ATTR = "kefu_permission"  # on a guarded view: the permission it needs (tests read it)
+
 
 def permission_required(permission: str) -> Callable:
-    """Signed in and holding ``permission`` (admins hold every permission)."""
+    """Signed in and holding ``permission`` (engine/access.py ``allowed``)."""
     if permission not in PERMISSIONS:
         raise KeyError(f"unknown permission '{permission}'")  # at import: a typo fails at once
 
@@ -26,6 +28,7 @@ def permission_required(permission: str) -> Callable:
                 abort(403)
             return view(*args, **kwargs)
 
+        setattr(wrapped, PERMISSION_ATTR, permission)
         return wrapped
 
     return decorator

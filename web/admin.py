@@ -14,7 +14,7 @@ from engine.clock import utcnow
 from engine.errors import KefuError
 from engine.models import ProcessInstance
 from processes import file_exchange
-from processes.sms_templates import DEFAULTS, SmsTemplate, check_template
+from processes.sms_templates import DEFAULTS, MAX_TEXT, SmsTemplate, TemplateProblem, template_problem
 
 from . import views_helpers
 from .access import permission_required
@@ -145,22 +145,26 @@ def demo_reply():
 
 @bp.get("/sms/templates")
 @permission_required("administer")
-def templates():
+def templates(edited: dict[str, str] | None = None, problems: dict[str, str] | None = None):
     stored = {t.code: t for t in db.session.scalars(select(SmsTemplate))}
     rows = [stored.get(code) or SmsTemplate(code=code, title=title, body=body)
             for code, (title, body, _sample) in DEFAULTS.items()]
     rows += [t for code, t in sorted(stored.items()) if code not in DEFAULTS]
-    return render_template("admin_sms_templates.html", templates=rows, samples=DEFAULTS)
+    return render_template("admin_sms_templates.html", templates=rows, samples=DEFAULTS,
+                           edited=edited or {}, problems=problems or {})
 
 
 @bp.post("/sms/templates/<code>")
 @permission_required("administer")
 def save_template(code: str):
     body = (request.form.get("body") or "").strip()
-    problem = check_template(code, body) if body else _("The text is empty.")
+    problem = template_problem(code, body) if body else TemplateProblem("empty")
     if problem:
-        flash(_("Template %(code)s was not saved: %(reason)s", code=code, reason=problem), "error")
-        return redirect(url_for("admin.templates"))
+        # Refused in words, on the form, with what was typed kept for the correction.
+        title = DEFAULTS.get(code, (code,))[0]
+        reason = template_problem_words(problem)
+        flash(_("Template %(code)s was not saved: %(reason)s", code=title, reason=reason), "error")
+        return templates(edited={code: body}, problems={code: reason}), 422
     row = db.session.get(SmsTemplate, code)
     if row is None:
         row = SmsTemplate(code=code, title=DEFAULTS.get(code, (code,))[0])
@@ -169,6 +173,25 @@ def save_template(code: str):
     db.session.commit()
     flash(_("Template %(code)s saved.", code=code), "ok")
     return redirect(url_for("admin.templates"))
+
+
+def template_problem_words(problem: TemplateProblem) -> str:
+    """What is wrong with an SMS template and where, as an administrator reads it."""
+    words = {
+        "unclosed_value": _("a value's {{ is not closed with }}"),
+        "empty_value": _("there is no value's name between {{ and }}"),
+        "bad_char": _("“%(char)s” cannot be inside {{ }}: is the }} missing before it?", char=problem.detail),
+        "unclosed_block": _("{%% %(tag)s %%} has no {%% end%(tag)s %%}", tag=problem.detail),
+        "unknown_tag": _("{%% %(tag)s %%} is not a known instruction (or has no opening one)", tag=problem.detail),
+        "unknown_filter": _("there is no filter named %(name)s", name=problem.detail),
+        "unknown_value": _("there is no value named %(name)s for this text (the values it may use are listed "
+                           "above the text)", name=problem.detail),
+        "unsafe": _("it asks for something a text may not do (too long a repetition or a protected name)"),
+        "too_long": _("the text would be %(n)s characters long; at most %(max)s", n=problem.detail, max=MAX_TEXT),
+        "empty": _("The text is empty."),
+    }
+    reason = str(words.get(problem.kind, _("it is not a valid template")))
+    return _("line %(line)s: %(reason)s", line=problem.line, reason=reason) if problem.line else reason
 
 
 def _cases(ids: Any) -> dict[int, ProcessInstance]:

@@ -34,7 +34,7 @@ PROBLEMS = {
     "bad_range": _l("The range “%(text)s” runs backwards or is longer than a month."),
     "twice": _l("%(day)s is listed twice."),
     "in_both": _l("%(day)s is both a day off and an adjusted working day."),
-    "not_weekend": _l("%(day)s is a weekday; adjusted working days (调休上班) are Saturdays or Sundays."),
+    "not_weekend": _l("%(day)s is a weekday; adjusted working days are Saturdays or Sundays."),
     "hours_format": _l("Write the hours as 08:00-21:00."),
     "hours_time": _l("These are not times of the day."),
     "hours_order": _l("The hours must open before they close."),

@@ -15,23 +15,26 @@ from flask_login import current_user, login_required
 
 from engine import administration as admin
 from engine import sign_in
-from engine.access import PERMISSIONS
+from engine.access import current_matrix
 from engine.clock import utcnow
 from engine.errors import Conflict, NotFound
-from engine.people import ASSIGNMENT_MODES, GROUP_LEVELS, ROLES, Group, User
+from engine.people import ASSIGNMENT_MODES, GROUP_LEVELS, Group, User
 
+from . import admin_audit, admin_roles
 from .access import permission_required
 from .auth import Throttled
 from .auth import _minutes as minutes
 from .extensions import db
-from .people_text import ASSIGNMENTS, LEVELS, field_messages, permission_label, role_label
+from .people_text import ASSIGNMENTS, LEVELS, field_messages, role_label
 from .views_helpers import engine
 
 bp = Blueprint("people", __name__)
 
 
 def _render(template: str, status: int = 200, **context: Any):
-    return render_template(template, roles=ROLES, role_label=role_label, levels=LEVELS,
+    # the roles there are (the roles table, this process's copy: web/admin_roles.py keeps it fresh)
+    roles = [r.code for r in current_matrix().roles]
+    return render_template(template, roles=roles, role_label=role_label, levels=LEVELS,
                            assignments=ASSIGNMENTS, **context), status
 
 
@@ -214,14 +217,9 @@ def _all_groups() -> list[Group]:
     return [g for g, _members in admin.list_groups(db.session)]
 
 
-# ---------------------------------------------------------------------------------- permissions
-
-@bp.get("/admin/permissions")
-@permission_required("administer")
-def permissions():
-    matrix = [(perm, permission_label(perm), [role == "admin" or role in holders for role in ROLES])
-              for perm, holders in PERMISSIONS.items()]
-    return _render("admin_permissions.html", matrix=matrix)
+# ------------------------------------------------- roles, permissions, the audit log (own modules)
+admin_roles.register(bp)
+admin_audit.register(bp)
 
 
 # ------------------------------------------------------------------------------- own password

@@ -14,6 +14,9 @@ from flask_babel import lazy_gettext as _l
 
 from engine.models import AuditEvent
 
+from .admin_event_text import admin_sentence
+from .sms_words import recipient, sms_facts
+
 # What the diagrams' own steps write into a case that people should see (form fields come with
 # their labels from the forms' schemas).
 RESULT_LABELS = {
@@ -35,7 +38,7 @@ _HEADLINES = {
     "migrated": _l("Moved to a newer process version"), "callback_requested": _l("Callback booked"),
     "callback_attempt": _l("Callback attempt"), "return_visit": _l("Return visit booked"),
     "incident_retried": _l("Retried by an administrator"), "file_acknowledged": _l("File confirmed by the centre"),
-    "dunning_round_opened": _l("Dunning round opened"), "task_urged": _l("Urged (催办)"),
+    "dunning_round_opened": _l("Dunning round opened"), "task_urged": _l("Urged"),
     "roaming_transferred": _l("Transferred to the home province"),
     "roaming_origin": _l("Transferred from a complaint"),
     "internal_note": _l("Internal note (not for the customer)"), "attachment_added": _l("File attached"),
@@ -43,11 +46,15 @@ _HEADLINES = {
     "transferred_to_city": _l("Transferred to the city's remote seat"),
     "national_escalated": _l("Escalated to the national center"),
     "national_answered": _l("Answer from the national center"),
+    "national_received": _l("Escalation received from a province"),
+    "national_dispatch_received": _l("Dispatch received from the national center"),
     "task_auto_assigned": _l("Assigned by the system"),
     "upgraded": _l("Upgraded complaint"),
 }
 _MESSAGES = {"sms_reply": _l("The customer replied by SMS"), "dunning_paid": _l("Payment received"),
-             "return_visit": _l("The return visit's result came back")}
+             "return_visit": _l("The return visit's result came back"),
+             "national_escalation": _l("Waiting for the national center's answer (等待全国中心答复)"),
+             "national_answer": _l("The national center's answer came back")}
 _PEER_STATES = {
     "delivered": _l("SMS delivered to the handset"), "undeliverable": _l("SMS could not be delivered"),
     "expired": _l("SMS expired before delivery"), "rejected": _l("SMS rejected by the network"),
@@ -77,7 +84,14 @@ def event_sentence(event: AuditEvent) -> Sentence:
     """An audit event as a headline and a detail in the user's language; an unknown kind still
     reads as a sentence (its message), never as a bare code."""
     kind, message = event.kind, event.message or ""
+    admin = admin_sentence(event)  # users, groups, roles, calendars: web/admin_event_text.py
+    if admin is not None:
+        return Sentence(*admin)
     if kind == "job_done":
+        facts = sms_facts(event.data) if message.strip() == "sms.send" else None
+        if facts is not None and facts.title:  # which text, to whom (web/sms_words.py)
+            return Sentence(_("%(what)s “%(title)s” to %(whom)s: done", what=_operation(message),
+                              title=facts.title, whom=recipient(facts)), "")
         return Sentence(_("%(what)s: done", what=_operation(message)), "")
     if kind == "job_retry":
         what, _sep, reason = message.partition(": ")
@@ -100,7 +114,11 @@ def event_sentence(event: AuditEvent) -> Sentence:
     peer, _sep, state = kind.partition("_")
     if peer == "smpp" and state:
         words = _PEER_STATES.get(state)
-        return Sentence(str(words) if words else _("SMS status: %(state)s", state=state), "")
+        facts = sms_facts(event.data)
+        if facts is not None and facts.staff:  # a text to a member of staff, not the customer's handset
+            words = _l("SMS delivered") if state == "delivered" else words
+        detail = _("“%(title)s” to %(whom)s", title=facts.title, whom=recipient(facts)) if facts and facts.title else ""
+        return Sentence(str(words) if words else _("SMS status: %(state)s", state=state), detail)
     if kind in _HEADLINES:
         return Sentence(str(_HEADLINES[kind]), message)
     return Sentence(message or _("Recorded event"), "")

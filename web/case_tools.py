@@ -3,12 +3,24 @@ their small page for leaders and managers)."""
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -17,22 +29,31 @@ from engine.access import may_view_instance
 from engine.clock import utcnow
 from engine.errors import NotFound, ValidationFailed
 from engine.models import AuditEvent, ProcessInstance
+from processes import attachment_store as stores
 from processes import attachments, reply_templates
 
+from . import reply_scopes
 from .access import permission_required
 from .extensions import db
+from .reply_scopes import CATEGORY_LABELS
 
 bp = Blueprint("case_tools", __name__)
 
-CATEGORY_LABELS = {"": _l("Every category"), "billing": _l("Billing"), "network": _l("Network"),
-                   "service": _l("Service"), "sales": _l("Sales"), "suggestion": _l("Suggestion"),
-                   "other": _l("Other"), "installation": _l("Installation, moves and repair staff"),
-                   "value_added": _l("Value-added services"), "appeal": _l("Escalated complaint / appeal")}
 FILE_PROBLEMS = {"empty": _l("The file is empty."), "too_large": _l("The file is larger than %(mb)s MB."),
                  "unsupported_type": _l("Only PDF, PNG, JPEG, text and Office documents (docx, xlsx, pptx) "
                                         "without macros are accepted."),
                  "name_mismatch": _l("The file's name does not match its content (e.g. a .pdf that is "
                                      "not a PDF).")}
+STORE_DOWN = _l("The file store is not answering, so the file was not attached; please try again in a "
+                "little while. What you wrote about the file is kept below.")
+DOWNLOAD_PROBLEMS = {
+    "store_unavailable": (503, _l("The file store is not answering."),
+                          _l("The file could not be fetched; please try again in a little while.")),
+    "attachment_missing": (404, _l("The file is missing from the file store."),
+                           _l("The case lists this file, but the file store no longer has it (or it was "
+                              "changed). Please tell the system administrator.")),
+}
+FILE_NOTE_LIMIT = 200
 NOTE_PROBLEMS = {"required": _l("Write the note first."),
                  "too_long": _l("A note has at most %(n)s characters.")}
 
@@ -42,15 +63,23 @@ class CaseTools:
     notes: list[AuditEvent]
     files: list[attachments.CaseAttachment]
     templates: list[reply_templates.ReplyTemplate]
+    file_note: str = ""  # what was written about a file whose upload was refused, to try again
 
 
 @bp.app_template_global()
 def case_tools(instance: ProcessInstance, data: dict[str, Any] | None = None) -> CaseTools:
-    """For the task and case pages: the case's notes and files, the reply templates of its category."""
-    category = (data or {}).get("category")
+    """For the task and case pages: the case's notes and files, the reply templates of its process and
+    kind (a complaint's category, an acceptance's request type …)."""
+    process = instance.process_key
+    kept = session.get("kefu_file_note")
+    file_note = ""
+    if isinstance(kept, dict) and kept.get("case") == instance.id:
+        file_note = str(kept.get("note", ""))
+        session.pop("kefu_file_note", None)
     return CaseTools(reply_templates.notes_of(db.session, instance.id),
                      attachments.of_instance(db.session, instance.id),
-                     reply_templates.for_category(db.session, category if isinstance(category, str) else None))
+                     reply_templates.for_case(db.session, process, reply_templates.kind_of(process, data)),
+                     file_note)
 
 
 @bp.app_template_global()
@@ -58,12 +87,36 @@ def category_label(code: str) -> str:
     return str(CATEGORY_LABELS.get(code or "", code))
 
 
+@bp.app_template_global()
+def reply_field(names: list[str]) -> str | None:
+    """The task form's field the reply templates are inserted into (none: no templates offered)."""
+    return reply_templates.reply_field(names)
+
+
+@bp.app_template_global()
+def reply_template_label(template: reply_templates.ReplyTemplate) -> str:
+    """What a template on a task is for: its kind, or every kind of the process."""
+    return reply_scopes.kind_label(template.process_key, template.category)
+
+
 def attachment_limit() -> int:
     return int(current_app.config.get("KEFU_ATTACHMENT_MB", 10)) * 1024 * 1024
 
 
-def attachment_dir() -> Path:
-    return Path(current_app.config["KEFU_DATA_DIR"]) / "attachments"
+def attachment_store() -> stores.AttachmentStore:
+    """The store KEFU_ATTACHMENT_STORE names (built once per configuration: the S3 client is reusable)."""
+    config = current_app.config
+    settings = (config.get("KEFU_ATTACHMENT_STORE", ""), config["KEFU_DATA_DIR"], config.get("KEFU_S3_ENDPOINT", ""),
+                config.get("KEFU_S3_ACCESS_KEY", ""), config.get("KEFU_S3_SECRET_KEY", ""),
+                config.get("KEFU_S3_REGION", ""), config.get("KEFU_S3_ADDRESSING", ""))
+    built = current_app.extensions.get("kefu_attachment_store")
+    if built is None or built[0] != settings:
+        url, data_dir, endpoint, access_key, secret_key, region, addressing = settings
+        s3 = {"endpoint": endpoint, "access_key": access_key, "secret_key": secret_key,
+              "region": region, "addressing": addressing} if url.strip() else {}
+        built = (settings, stores.from_settings(url, Path(data_dir), **s3))
+        current_app.extensions["kefu_attachment_store"] = built
+    return built[1]
 
 
 @bp.url_value_preprocessor
@@ -109,20 +162,39 @@ def add_note(instance_id: int):
 def upload(instance_id: int):
     instance = _case(instance_id)
     file = request.files.get("file")
+    note = request.form.get("file_note", "").strip()[:FILE_NOTE_LIMIT]
     if file is None or not file.filename:
-        flash(_("Choose a file first."), "error")
-        return _back(instance_id)
+        return _refused(instance_id, note, _("Choose a file first."))
     limit = attachment_limit()
     content = file.read(limit + 1)
+    store = attachment_store()
+    row = None
     try:
-        row = attachments.add(db.session, attachment_dir(), instance, file.filename, content, current_user,
-                              utcnow(), limit)
+        row = attachments.add(db.session, store, instance, file.filename, content, current_user, utcnow(), limit)
+        if note:
+            reply_templates.add_note(db.session, instance, f"{row.filename}：{note}", current_user, utcnow())
         db.session.commit()
-        flash(_("File attached: %(name)s.", name=row.filename), "success")
     except ValidationFailed as exc:
         db.session.rollback()
         problem = FILE_PROBLEMS.get(exc.fields.get("file", ""), FILE_PROBLEMS["unsupported_type"])
-        flash(str(problem) % {"mb": limit // (1024 * 1024)}, "error")
+        return _refused(instance_id, note, str(problem) % {"mb": limit // (1024 * 1024)})
+    except stores.StoreUnavailable:
+        db.session.rollback()
+        return _refused(instance_id, note, str(STORE_DOWN))
+    except Exception:
+        db.session.rollback()
+        if row is not None:  # the commit failed after the object was stored: no row will name it
+            attachments.forget(store, row)
+        raise
+    flash(_("File attached: %(name)s.", name=row.filename), "success")
+    return _back(instance_id)
+
+
+def _refused(instance_id: int, note: str, message: str) -> Any:
+    """Back to the page with the refusal; what was written about the file is offered again."""
+    if note:
+        session["kefu_file_note"] = {"case": instance_id, "note": note}
+    flash(message, "error")
     return _back(instance_id)
 
 
@@ -133,10 +205,15 @@ def download(attachment_id: int):
     if row is None:
         raise NotFound(f"attachment {attachment_id} not found")
     _case(row.instance_id)
-    path = attachments.path_of(attachment_dir(), row)
-    if not path.is_file():
-        raise NotFound(f"attachment {attachment_id} not found")
-    response = send_file(path, mimetype=attachments.content_type(row), as_attachment=True,
+    try:
+        content = attachments.content_of(attachment_store(), row)
+    except (stores.StoreUnavailable, stores.ObjectMissing) as exc:
+        status, headline, reason = DOWNLOAD_PROBLEMS[exc.code]
+        if request.accept_mimetypes.best == "application/json":
+            return jsonify({"error": exc.code, "message": str(headline), "fields": {}}), status
+        return render_template("error.html", status=status, headline=headline,
+                               reason=f"{row.filename}：{reason}", fields={}), status
+    response = send_file(io.BytesIO(content), mimetype=attachments.content_type(row), as_attachment=True,
                          download_name=row.filename, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
@@ -148,9 +225,10 @@ def download(attachment_id: int):
 def templates_page(editing: reply_templates.ReplyTemplate | None = None, errors: dict[str, str] | None = None):
     if editing is None and request.args.get("edit", type=int):
         editing = reply_templates.get(db.session, request.args.get("edit", type=int) or 0)
+    scopes = reply_scopes.scopes()
     return render_template("reply_templates.html", templates=reply_templates.all_templates(db.session),
-                           editing=editing, errors=errors or {}, categories=CATEGORY_LABELS,
-                           values=request.form if errors else None)
+                           editing=editing, errors=errors or {}, scopes=scopes,
+                           labels=dict(reply_scopes.PROCESS_LABELS), values=request.form if errors else None)
 
 
 TEMPLATE_PROBLEMS = {"required": _l("This field is required."), "too_long": _l("This text is too long."),
@@ -161,9 +239,15 @@ TEMPLATE_PROBLEMS = {"required": _l("This field is required."), "too_long": _l("
 @permission_required("manage_reply_templates")
 def save_template():
     template_id = request.form.get("id", type=int)
+    # The page's one choice "process:kind"; a client may send process and category instead.
+    process, _sep, kind = request.form.get("scope", "").partition(":")
+    if not request.form.get("scope"):
+        process, kind = request.form.get("process", "complaint"), request.form.get("category", "")
     try:
-        reply_templates.save(db.session, template_id, request.form.get("category", ""),
-                             request.form.get("title", ""), request.form.get("body", ""), current_user, utcnow())
+        reply_templates.save(db.session, template_id, kind, request.form.get("title", ""),
+                             request.form.get("body", ""), current_user, utcnow(), process=process,
+                             kinds=[k for k in reply_scopes.kinds(process) if k] if process in reply_scopes.PROCESS_LABELS
+                             else None)
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()

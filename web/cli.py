@@ -19,13 +19,14 @@ def _engine():
 
 
 def initialize() -> list[str]:
-    """Bring the schema up to date (Alembic) and deploy changed bundled diagrams."""
+    """Bring the schema up to date (Alembic), create the groups the bundled diagrams name and
+    deploy changed bundled diagrams: no demo users or groups (``kefu demo`` loads those)."""
     from flask_migrate import upgrade
 
     upgrade(directory=current_app.extensions["migrate"].directory)
     from .demo import ensure_groups
 
-    ensure_groups(db.session)
+    ensure_groups(db.session, demo=False)  # the groups the bundled diagrams name; no demo city center
     from processes.sms_templates import ensure_defaults
 
     ensure_defaults(db.session)
@@ -139,6 +140,16 @@ def register(app: Flask) -> None:
 
         count = backfill(db.session, lambda instance: _engine().workflow_data(db.session, instance))
         click.echo(f"{count} cases indexed for the desk's search")
+
+    @kefu.command("backfill-cities")
+    def backfill_cities_command() -> None:
+        """Fill the complaint statistics' city (地市) of complaints recorded before it was kept."""
+        from flask import current_app
+
+        from processes.complaint_cities import backfill_cities
+
+        billing, transfers = backfill_cities(db.session, current_app.extensions["kefu_billing"].home_city)
+        click.echo(f"complaint cities: {billing} from billing's home city, {transfers} from city transfers")
 
     @kefu.command("create-admin")
     @click.option("--username", default=None, help="default: asked (admin)")

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from engine.database import engine_options
+from processes.attachment_store import s3_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +31,13 @@ def _sized_pool(options: dict) -> dict:
     if size and "pool_size" in options:
         options = {**options, "pool_size": int(size), "max_overflow": 0}
     return options
+
+
+def _attachment_store(url: str) -> str:
+    """KEFU_ATTACHMENT_STORE, refused at start when it is not s3://bucket/prefix (nor empty)."""
+    if url.strip():
+        s3_settings(url.strip())
+    return url.strip()
 
 
 def from_environment() -> dict:
@@ -71,8 +79,18 @@ def from_environment() -> dict:
         "KEFU_URGE_MINUTES": int(os.environ.get("KEFU_URGE_MINUTES", "30")),
         # How often the inbox reloads its rows in the browser (web/static/inbox.js).
         "KEFU_INBOX_REFRESH_SECONDS": max(2, int(os.environ.get("KEFU_INBOX_REFRESH_SECONDS", "15"))),
-        # Attachments on cases (web/case_tools.py): stored in the data dir, at most this many MB each.
+        # Attachments on cases (web/case_tools.py): at most this many MB each.
         "KEFU_ATTACHMENT_MB": int(os.environ.get("KEFU_ATTACHMENT_MB", "10")),
+        # Where attachments are kept: unset, the data dir; s3://bucket/prefix, an S3-compatible store
+        # (processes/attachment_store.py) at KEFU_S3_ENDPOINT (unset: AWS) with these credentials
+        # (unset: the client's usual sources) and region; addressing path | virtual (unset: path
+        # when an endpoint is given).
+        "KEFU_ATTACHMENT_STORE": _attachment_store(os.environ.get("KEFU_ATTACHMENT_STORE", "")),
+        "KEFU_S3_ENDPOINT": os.environ.get("KEFU_S3_ENDPOINT", "").strip(),
+        "KEFU_S3_ACCESS_KEY": os.environ.get("KEFU_S3_ACCESS_KEY", ""),
+        "KEFU_S3_SECRET_KEY": os.environ.get("KEFU_S3_SECRET_KEY", ""),
+        "KEFU_S3_REGION": os.environ.get("KEFU_S3_REGION", "us-east-1").strip(),
+        "KEFU_S3_ADDRESSING": os.environ.get("KEFU_S3_ADDRESSING", "").strip().lower(),
         # Roaming complaint transfer: this deployment's company code and the partners' JSON file
         # (unset: the shipped number-segment table, every partner looped back to this server).
         "KEFU_COMPANY_CODE": os.environ.get("KEFU_COMPANY_CODE", "YN").strip().upper() or "YN",

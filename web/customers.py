@@ -17,6 +17,7 @@ from engine.clock import utcnow
 
 from . import customer_lookup as cl
 from .access import permission_required
+from .billing_words import billing_word
 from .request_limits import db_int
 
 bp = Blueprint("customers", __name__)
@@ -27,6 +28,9 @@ MONTHS_OFFERED = 6
 @bp.app_template_filter("yuan")
 def _yuan(fen: int | None) -> str:
     return "¥" + cl.yuan(fen)
+
+
+bp.add_app_template_global(billing_word)  # the billing codes in the reader's language
 
 
 @bp.get("/customers")
@@ -64,7 +68,9 @@ def _reason(call: int | None) -> cl.Reason | None:
     note = request.args.get("note", "").strip()[:cl.REASON_LIMIT]
     if not code:
         return cl.Reason("inbound_call", note) if call is not None else None
-    return cl.Reason(code, note)
+    # A code the product does not know (a hand-made link) would be shown raw and audited as it is:
+    # the agent is asked for the reason instead.
+    return cl.Reason(code, note) if code in cl.REASONS else None
 
 
 @bp.get("/customers/<phone>")

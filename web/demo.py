@@ -16,7 +16,7 @@ from engine.runtime import Engine
 
 PASSWORD = "kefu-demo"
 
-GROUPS = [  # code, name, English name
+GROUPS = [  # code, name, English name: the groups the bundled processes route to (lanes, variables)
     ("intake", "投诉受理组", "Complaint intake"),
     ("quality", "质检组", "Quality check"),
     ("dept", "责任部门", "Responsible departments"),
@@ -50,14 +50,16 @@ USERS = [  # username, name, roles, groups, leads, phone, extension
 ACCOUNTS = [(u[0], u[1], u[2]) for u in USERS]
 
 
-def ensure_groups(session: Session) -> dict[str, Group]:
-    """The standard groups of a complaint centre (created if missing; used by demo and tests)."""
+def ensure_groups(session: Session, *, demo: bool = True) -> dict[str, Group]:
+    """The groups the bundled diagrams' lanes name (``GROUPS``: what ``kefu init`` creates for a
+    real centre, ``demo=False``) and, for the demo and tests, the demo city center (created if
+    missing). A real centre's city centers are its own: administrators create them."""
     groups = {g.code: g for g in session.query(Group)}
     for code, name, name_en in GROUPS:
         if code not in groups:
             groups[code] = Group(code=code, name=name, name_en=name_en)
             session.add(groups[code])
-    for code, name, name_en, city in CITY_GROUPS:
+    for code, name, name_en, city in CITY_GROUPS if demo else ():
         if code not in groups:
             groups[code] = Group(code=code, name=name, name_en=name_en, level="city", city=city)
             session.add(groups[code])

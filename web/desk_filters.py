@@ -12,14 +12,14 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import Select, and_, case, exists, func, select
 
-from engine.models import OPEN, SUSPENDED, HumanTask, ProcessInstance
+from engine.models import INBOX_ORDER, OPEN, SUSPENDED, HumanTask, ProcessInstance
 from processes.desk_search import MAX_PRIORITY, CaseIndex
 
 from .schema_forms import LOCAL
 
 SLA_STATES = ("ok", "warning", "overdue", "paused", "none")
 SORTS = ("due", "created", "priority")
-# VIP cases before the others (a case without an index row counts as not VIP); portable SQL.
+# The case list: VIP cases before the others (a case without an index row counts as not VIP).
 VIP_FIRST = case((CaseIndex.vip.is_(True), 0), else_=1)
 
 
@@ -101,14 +101,14 @@ def _step_conditions(f: DeskFilters, now: datetime) -> list:
     return where
 
 
-def _case_conditions(f: DeskFilters, created) -> list:
+def _case_conditions(f: DeskFilters, created, vip=CaseIndex.vip) -> list:
     where = []
     if f.process:
         where.append(ProcessInstance.process_key == f.process)
     if f.priority:
         where.append(CaseIndex.priority >= f.priority)
     if f.vip:
-        where.append(CaseIndex.vip.is_(True))
+        where.append(vip.is_(True))
     if f.start is not None:
         where.append(created >= f.start)
     if f.end is not None:
@@ -118,21 +118,22 @@ def _case_conditions(f: DeskFilters, created) -> list:
 
 def filter_tasks(query: Select, f: DeskFilters, now: datetime) -> Select:
     """An inbox select of ``HumanTask`` narrowed and sorted by ``f``. The case and its index row
-    are joined only when a filter or the sort needs them (the due sort puts VIP cases first)."""
+    are joined only when a filter or the sort needs them; VIP is the step row's own flag, so the
+    default order (VIP first, then due) is the inbox index's and needs no join."""
     case_needed = bool(f.process or f.sla or f.start or f.end)
-    index_needed = bool(f.priority or f.vip or f.sort in ("priority", "due"))
+    index_needed = bool(f.priority or f.sort == "priority")
     query = query.order_by(None)
     if case_needed:
         query = query.join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
     if index_needed:
         query = query.outerjoin(CaseIndex, CaseIndex.instance_id == HumanTask.instance_id)
-    query = query.where(*_step_conditions(f, now), *_case_conditions(f, HumanTask.created_at))
+    query = query.where(*_step_conditions(f, now), *_case_conditions(f, HumanTask.created_at, HumanTask.vip))
     due_order = (HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.id)
     if f.sort == "created":
         return query.order_by(HumanTask.created_at.desc(), HumanTask.id.desc())
     if f.sort == "priority":
         return query.order_by(func.coalesce(CaseIndex.priority, 0).desc(), *due_order)
-    return query.order_by(VIP_FIRST, *due_order)
+    return query.order_by(*INBOX_ORDER)
 
 
 def filter_cases(query: Select, f: DeskFilters, now: datetime) -> Select:

@@ -85,7 +85,7 @@ REASONS = {
     "this task is held by someone else": _l("Someone else holds this task: it is read-only for you."),
     "the case was changed by someone else; reload and try again":
         _l("Someone else changed the case meanwhile; reload the page and try again."),
-    "the case is suspended (挂起); resume it first": _l("The case is suspended (挂起); resume it first."),
+    "the case is suspended (挂起); resume it first": _l("The case is on hold; resume it first."),
     "the case is not suspended": _l("The case is not suspended."),
     "the task is not ready": _l("This step is not ready yet."),
     "the task no longer exists in the workflow": _l("This step no longer exists in the case."),

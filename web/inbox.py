@@ -24,6 +24,7 @@ from .errors import localized_fields, page_message
 from .extensions import db
 from .request_limits import db_int
 from .schema_forms import coerce, field_catalog, fields_of
+from .step_notices import Notice, notices_of
 from .views_helpers import engine, locale
 
 bp = Blueprint("inbox", __name__)
@@ -125,8 +126,48 @@ def task(task_id: int, errors: dict[str, str] | None = None, values: dict | None
         fields=fields_of(schema, values if values is not None else data, errors or {}, locale(),
                          context=form_context(instance, data)),
         case_data=data, catalog=field_catalog(forms, locale()),
+        notices=notices_of(schema, data, locale()) if task.status == "open" else [],
+        typed=_typed_back(schema, values) if task.assignee_id not in (None, current_user.id) else [],
         events=instance_events(db.session, instance.id)[-15:],
         assignee=db.session.get(User, task.assignee_id) if task.assignee_id else None)
+
+
+def _open_task_ids(instance_id: int) -> list[int]:
+    return list(db.session.scalars(select(HumanTask.id).where(HumanTask.instance_id == instance_id,
+                                                              HumanTask.status == "open")))
+
+
+def _outcome(instance_id: int, before: set[int]) -> list[Notice]:
+    """What the steps the completion opened declare about it (``x-notices``, web/step_notices.py),
+    whoever holds them: a wrong password, a refusal, billing's reason."""
+    eng, found = engine(), []
+    for task_id in _open_task_ids(instance_id):
+        if task_id in before:
+            continue
+        opened = db.session.get(HumanTask, task_id)
+        schema = eng.form_of(db.session, opened)
+        if schema and schema.get("x-notices"):
+            found += notices_of(schema, eng.task_data(db.session, opened), locale())
+    return found
+
+
+def _typed_back(schema: dict[str, Any], values: dict | None) -> list[tuple[str, str]]:
+    """What a refused submission carried, by field title, so that nothing typed is lost when the
+    step turned out to be held by someone else (secrets are never echoed)."""
+    if not values:
+        return []
+    fields = fields_of(schema, values, {}, locale())
+    shown = []
+    for f in fields:
+        raw = values.get(f.name)
+        if f.kind == "secret" or raw in (None, ""):
+            continue
+        if f.kind == "checkbox":
+            text = _("Yes")
+        else:
+            text = dict(f.choices).get(str(raw), str(raw)) if f.choices else str(f.value if f.kind == "datetime" else raw)
+        shown.append((f.label, text))
+    return shown
 
 
 def form_context(instance: Any, data: dict[str, Any]) -> dict[str, Any]:
@@ -176,6 +217,7 @@ def complete(task_id: int):
     step = eng.get_task(db.session, task_id, current_user)
     schema = eng.form_of(db.session, step)
     data = coerce(schema, request.form)
+    before = set(_open_task_ids(step.instance_id))
     try:
         eng.complete_task(db.session, task_id, data, actor=current_user, now=utcnow())
         db.session.commit()
@@ -190,7 +232,12 @@ def complete(task_id: int):
         headline, reason = page_message(status, exc.message)
         flash(reason or headline, "error")
         return task(task_id, values=dict(request.form)), status
-    flash(_("Step done: %(title)s.", title=step.title), "success")
+    outcome = _outcome(step.instance_id, before)
+    for notice in outcome:  # a refusal or warning is said as one, never as a green "done"
+        flash(_("%(step)s submitted. %(title)s: %(message)s", step=step.title, title=notice.title,
+                message=notice.message), notice.severity)
+    if not outcome:
+        flash(_("Step done: %(title)s.", title=step.title), "success")
     next_task = db.session.scalars(
         select(HumanTask).where(HumanTask.instance_id == step.instance_id, HumanTask.status == "open",
                                 HumanTask.assignee_id == current_user.id).limit(1)).first()

@@ -31,14 +31,21 @@ def _partners() -> Any:
 
 @bp.app_template_global()
 def national_escalation(instance: ProcessInstance) -> dict[str, Any] | None:
-    """For the case page: ``{centre, waiting}`` when this user may escalate this complaint."""
-    if (instance.process_key != "complaint" or instance.status not in (RUNNING, SUSPENDED)
-            or not current_user.is_authenticated or not allowed(current_user, "escalate_national")):
+    """For the case page: ``{centre, waiting, answered, may_escalate}`` for a complaint when a
+    national centre is configured and the case was escalated or this user may escalate it."""
+    if instance.process_key != "complaint" or not current_user.is_authenticated:
         return None
     centre = _partners().national_centre()
     if centre is None:
         return None
-    return {"centre": centre.name, "waiting": national.open_escalation(db.session, _partners(), instance.id)}
+    waiting = national.open_escalation(db.session, _partners(), instance.id)
+    answered = national.last_answer(db.session, _partners(), instance.id)
+    may_escalate = (waiting is None and instance.status in (RUNNING, SUSPENDED)
+                    and allowed(current_user, "escalate_national"))
+    if waiting is None and answered is None and not may_escalate:
+        return None
+    return {"centre": centre.name, "waiting": waiting, "answered": answered, "may_escalate": may_escalate,
+            "suspended": instance.status == SUSPENDED}
 
 
 @bp.post("/cases/<int:instance_id>/national")
@@ -49,7 +56,7 @@ def escalate(instance_id: int):
     try:
         instance = eng.get_instance(db.session, instance_id, current_user)
         national.escalate(db.session, _partners(), instance, eng.workflow_data(db.session, instance),
-                          request.form.get("reason", ""), actor=current_user, now=utcnow())
+                          request.form.get("reason", ""), engine=eng, actor=current_user, now=utcnow())
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
@@ -59,7 +66,8 @@ def escalate(instance_id: int):
         return redirect(back)
     except Conflict:
         db.session.rollback()
-        flash(_("Not escalated: the complaint is closed or already waits for the national center."), "error")
+        flash(_("Not escalated: the complaint is closed or suspended, or already waits for the national center."),
+              "error")
         return redirect(back)
     except Forbidden:
         db.session.rollback()

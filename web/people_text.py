@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from engine.access import PERMISSION_LABELS
+from engine.access import PERMISSION_LABELS, current_matrix
 from engine.administration import AdminInvalid
-from engine.people import ROLE_LABELS
 
 from .views_helpers import locale
 
@@ -40,6 +39,10 @@ PROBLEMS = {
     "last_admin": _l("This is the last active administrator."),
     "city_required": _l("A city center names its city."),
     "city_only_for_city": _l("Only a city center names a city."),
+    "unknown_permissions": _l("Unknown permissions: %(names)s."),
+    "admin_keeps_administer": _l("The administrator role keeps the permission to administer users, groups "
+                                 "and permissions: without it nobody could administer the system."),
+    "role_code_pattern": _l("2–40 lower-case letters, digits or '_', starting with a letter."),
 }
 
 
@@ -48,8 +51,11 @@ def _english() -> bool:
 
 
 def role_label(role: str) -> str:
-    zh, en = ROLE_LABELS.get(role, (role, role))
-    return en if _english() else zh
+    """A role's name as the administrators gave it (the roles table, this process's copy)."""
+    for info in current_matrix().roles:
+        if info.code == role:
+            return info.name_en if _english() else info.name
+    return role
 
 
 def permission_label(permission: str) -> str:

@@ -21,16 +21,25 @@ from processes.threshold_alerts import AlertRule
 
 from .access import permission_required
 from .extensions import db
+from .reports import labels
 
 bp = Blueprint("report_alerts", __name__)
 FIELDS = ("name", "metric", "scope", "scope_value", "comparison", "threshold", "period", "min_cases",
           "notify_user_id", "active")
 
 
+def scope_values() -> dict[str, dict[str, str]]:
+    """The departments and categories a rule may be scoped to, code → Chinese name (the rules and
+    their alerts are worded in Chinese), from the deployed complaint forms and the groups."""
+    names = labels(in_english=False)
+    return {"department": names["department"], "category": names["category"]}
+
+
 def choices() -> dict[str, Any]:
-    """What the form offers: metrics, scopes, comparisons, periods, the managers with a mobile."""
+    """What the form offers: metrics, scopes and their departments / categories, comparisons,
+    periods, the managers with a mobile."""
     return {"metrics": {k: v[0] for k, v in rules_.METRICS.items()}, "scopes": rules_.SCOPES,
-            "comparisons": rules_.COMPARISONS, "periods": rules_.PERIODS,
+            "scope_values": scope_values(), "comparisons": rules_.COMPARISONS, "periods": rules_.PERIODS,
             "duty": [u for u in managers(db.session) if u.phone], "rates": set(rules_.RATE_FIGURES)}
 
 
@@ -39,16 +48,20 @@ def threshold_alerts_for(user: User, limit: int = 20) -> list[dict[str, Any]]:
     """The newest threshold alerts for the alert page (managers only; others get none)."""
     if not allowed(user, "read_reports"):
         return []
-    return [view(alert, rule) for alert, rule in rules_.recent_alerts(db.session, limit)]
+    found = rules_.recent_alerts(db.session, limit)
+    names = scope_values() if any(rule.scope_value for _alert, rule in found) else None
+    return [view(alert, rule, names) for alert, rule in found]
 
 
-def view(alert: rules_.ThresholdAlert, rule: AlertRule) -> dict[str, Any]:
-    """An alert as pages and the API show it (Chinese words, no internal codes)."""
+def view(alert: rules_.ThresholdAlert, rule: AlertRule,
+         names: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """An alert as pages and the API show it (Chinese words, no internal codes; ``names``: the
+    scopes' names, ``scope_values()``)."""
     start = date.fromisoformat(alert.period_key + ("-01" if len(alert.period_key) == 7 else ""))
     end = start if len(alert.period_key) == 10 else (start + timedelta(days=31)).replace(day=1) - timedelta(days=1)
     return {"id": alert.id, "rule_id": rule.id, "rule": rule.name, "period": alert.period_key,
             "raised_at": alert.raised_at, "metric": rules_.METRICS[rule.metric][0],
-            "value": rules_.number(rule.metric, alert.value), "condition": rules_.describe(rule),
+            "value": rules_.number(rule.metric, alert.value), "condition": rules_.describe(rule, names),
             "cases": alert.cases, "texted": alert.texted, "start": start.isoformat(), "end": end.isoformat(),
             "by": rule.scope if rule.scope != "all" else "day", "key": rule.scope_value}
 
@@ -58,7 +71,9 @@ def view(alert: rules_.ThresholdAlert, rule: AlertRule) -> dict[str, Any]:
 def index() -> Any:
     rows = list(db.session.scalars(select(AlertRule).order_by(AlertRule.active.desc(), AlertRule.id)))
     names = dict(db.session.execute(select(User.id, User.display_name)).all())
-    return render_template("report_alert_rules.html", rules=rows, describe=rules_.describe, names=names,
+    scopes = scope_values()
+    return render_template("report_alert_rules.html", rules=rows, names=names,
+                           describe=lambda rule: rules_.describe(rule, scopes),
                            alerts=threshold_alerts_for(current_user, 50))
 
 
@@ -82,7 +97,7 @@ def _form(rule: AlertRule | None) -> Any:
         values = {name: request.form.get(name, "") for name in FIELDS}
         values["active"] = "1" if request.form.get("active") else "0"
         try:
-            rules_.save_rule(db.session, rule, values, current_user.username, utcnow())
+            rules_.save_rule(db.session, rule, values, current_user.username, utcnow(), known=scope_values())
         except ValidationFailed as exc:
             db.session.rollback()
             return render_template("report_alert_rule_form.html", rule=rule, values=values, errors=exc.fields,

@@ -3,8 +3,9 @@ exports, and the table the API shares (``web/api/reports.py``). A city leader re
 report counting only the city's cases (``engine.access.report_reach``). The figures come from
 ``processes.complaint_facts`` (one indexed GROUP BY); this module only names and lays them out.
 
-Labels and headers are Chinese whatever the page language: exported files go to the centre's
-spreadsheets and the national centre, which read Chinese.
+Dimension names, column headers and the product's row labels (categories, channels, departments
+from the forms' titles, group names) follow the page's language, in the exports too: Chinese in
+Chinese, English in English. ``by=month`` adds the days up per month (processes/report_months.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import io
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request, send_from_directory
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -26,23 +29,32 @@ from processes.complaint_facts import MEASURES, NONE_KEY, Period
 
 from . import config
 from .extensions import db
-from .views_helpers import engine
+from .views_helpers import engine, locale
 
 bp = Blueprint("reports", __name__)
 ECHARTS = ("echarts/dist", "echarts.min.js")  # served from the checkout's npm packages
 
-DIMENSION_TITLES = {"category": "投诉类别", "channel": "受理渠道", "department": "责任部门", "city": "地市",
-                    "day": "日期"}
-MEASURE_TITLES = {"received": "受理量", "closed": "办结量", "first_reply_in_time": "首次答复及时",
-                  "handled_in_time": "处理及时", "replied": "已回复客户", "overdue": "超时",
-                  "escalations": "升级次数", "satisfied": "满意", "unsatisfied": "不满意", "urges": "催办次数"}
-NONE_LABELS = {"category": "未分类", "channel": "未知渠道", "department": "未派单（即时答复或待派单）",
-               "city": "地市未知", "day": "—"}
+DIMENSION_TITLES = {"category": _l("Complaint category"), "channel": _l("Intake channel"),
+                    "department": _l("Responsible department"), "city": _l("City (prefecture)"),
+                    "day": _l("Date"), "month": _l("Month")}
+# escalations: the SLA scanner's overdue alerts (the escalation pages' 超时告警), not 越级/升级投诉
+MEASURE_TITLES = {"received": _l("Received (count)"), "closed": _l("Cases closed"),
+                  "first_reply_in_time": _l("First reply in time"), "handled_in_time": _l("Handled in time"),
+                  "replied": _l("Replied to the customer"), "overdue": _l("Overdue cases"),
+                  "escalations": _l("Overdue alerts raised"), "satisfied": _l("Satisfied (count)"),
+                  "unsatisfied": _l("Unsatisfied (count)"), "urges": _l("Urges (count)")}
+NONE_LABELS = {"category": _l("Uncategorised"), "channel": _l("Unknown channel"),
+               "department": _l("Not dispatched (answered at once or awaiting dispatch)"),
+               "city": _l("City unknown"), "day": "—", "month": "—"}
 # Rates: (title, numerator, denominator)
-RATES = (("首次答复及时率", "first_reply_in_time", "received"),
-         ("处理及时率", "handled_in_time", "received"),
-         ("客服回复率", "replied", "received"),
-         ("满意率", "satisfied", "satisfied+unsatisfied"))
+RATES = ((_l("First reply in time rate"), "first_reply_in_time", "received"),
+         (_l("Handled in time rate"), "handled_in_time", "received"),
+         (_l("Customer reply rate"), "replied", "received"),
+         (_l("Satisfaction rate"), "satisfied", "satisfied+unsatisfied"))
+
+
+def english() -> bool:
+    return locale().startswith("en")
 
 
 def rate(counts: dict[str, int], numerator: str, denominator: str) -> float | None:
@@ -51,21 +63,23 @@ def rate(counts: dict[str, int], numerator: str, denominator: str) -> float | No
     return round(100.0 * counts[numerator] / total, 1) if total else None
 
 
-def labels() -> dict[str, dict[str, str]]:
-    """Chinese names of the codes, from the deployed complaint forms (group names as a fallback
-    for departments)."""
+def labels(in_english: bool | None = None) -> dict[str, dict[str, str]]:
+    """Names of the codes in the page's language (or in English / Chinese as asked), from the
+    deployed complaint forms (group names as a fallback for departments)."""
     found: dict[str, dict[str, str]] = {"category": {}, "channel": {}, "department": {}}
+    in_english = english() if in_english is None else in_english
     definition = definitions.latest_version(db.session, complaint_facts.PROCESS_KEY)
     if definition is not None:
-        found = complaint_facts.labels_from_forms(engine().specs.get(db.session, definition.id)[2])
-    for code, name in db.session.execute(select(Group.code, Group.name)):
-        found["department"].setdefault(code, name)
+        found = complaint_facts.labels_from_forms(engine().specs.get(db.session, definition.id)[2],
+                                                  english=in_english)
+    for code, name, name_en in db.session.execute(select(Group.code, Group.name, Group.name_en)):
+        found["department"].setdefault(code, (name_en or name) if in_english else name)
     return found
 
 
 def label_of(by: str, key: str | None, names: dict[str, dict[str, str]]) -> str:
     if key is None:
-        return NONE_LABELS[by]
+        return str(NONE_LABELS[by])
     return names.get(by, {}).get(key, key)
 
 
@@ -82,13 +96,13 @@ def complaint_table(period: Period, user: Any) -> dict[str, Any]:
 
 
 def headers(by: str) -> list[str]:
-    return ["编码", DIMENSION_TITLES[by], *(MEASURE_TITLES[m] for m in MEASURES)]
+    return [_("Code"), str(DIMENSION_TITLES[by]), *(str(MEASURE_TITLES[m]) for m in MEASURES)]
 
 
 def rows(table: dict[str, Any]) -> list[list[Any]]:
     """The table's lines as exported: one per key, then the totals (合计)."""
     lines = [[item["key"] or "", item["label"], *(item[m] for m in MEASURES)] for item in table["items"]]
-    lines.append(["", "合计", *(table["totals"][m] for m in MEASURES)])
+    lines.append(["", _("Total"), *(table["totals"][m] for m in MEASURES)])
     return lines
 
 
@@ -106,25 +120,38 @@ def csv_response(period: Period, table: dict[str, Any]) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{filename(period, "csv")}"'})
 
 
-def xlsx_bytes(period: Period, table: dict[str, Any]) -> bytes:
-    """The table as an Excel workbook, with the rates beside the counts."""
+def workbook(title: str, by_title: str, period: Any, header: list[str], lines: list[list[Any]]) -> bytes:
+    """A report as an Excel workbook: a title line, the bold header, the lines (every report's
+    XLSX export writes through this)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.title = "投诉统计"
-    sheet.append([f"投诉统计（按{DIMENSION_TITLES[period.by]}）", f"{period.start} 至 {period.end}"])
-    sheet.append([*headers(period.by), *(title + "(%)" for title, _n, _d in RATES)])
+    sheet.title = title[:31]  # Excel's limit on a sheet's name
+    sheet.append([_("%(title)s by %(dimension)s", title=title, dimension=by_title),
+                  _("%(start)s to %(end)s", start=period.start, end=period.end)])
+    sheet.append(header)
     for cell in sheet[2]:
         cell.font = Font(bold=True)
-    for item, line in zip([*table["items"], table["totals"]], rows(table), strict=True):
-        sheet.append([*line, *(rate(item, n, d) for _t, n, d in RATES)])
+    for line in lines:
+        sheet.append(line)
     sheet.column_dimensions["B"].width = 24
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def xlsx_bytes(period: Period, table: dict[str, Any]) -> bytes:
+    """The table as an Excel workbook, with the rates beside the counts."""
+    lines = [[*line, *(rate(item, n, d) for _t, n, d in RATES)]
+             for item, line in zip([*table["items"], table["totals"]], rows(table), strict=True)]
+    return workbook(_("Complaint statistics"), str(DIMENSION_TITLES[period.by]), period,
+                    [*headers(period.by), *(f"{title}(%)" for title, _n, _d in RATES)], lines)
 
 
 def _default_period() -> tuple[str, str]:
@@ -161,9 +188,9 @@ def complaints() -> Any:
                                rate=rate, chart=None, none_key=NONE_KEY), 422
     table = complaint_table(period, current_user)
     chart = {"labels": [item["label"] for item in table["items"]],
-             "bars": [{"name": MEASURE_TITLES[m], "data": [item[m] for item in table["items"]]}
+             "bars": [{"name": str(MEASURE_TITLES[m]), "data": [item[m] for item in table["items"]]}
                       for m in ("received", "closed", "overdue")],
-             "lines": [{"name": title, "data": [rate(item, n, d) for item in table["items"]]}
+             "lines": [{"name": str(title), "data": [rate(item, n, d) for item in table["items"]]}
                        for title, n, d in RATES[:3]]}
     return render_template("reports.html", args=args, errors={}, table=table, period=period,
                            dimensions=DIMENSION_TITLES, measures=MEASURE_TITLES, rates=RATES, rate=rate,
@@ -181,7 +208,7 @@ def complaints_xlsx() -> Any:
         return Response("; ".join(f"{k}: {v}" for k, v in exc.fields.items()), status=422,
                         mimetype="text/plain")
     body = xlsx_bytes(period, complaint_table(period, current_user))
-    return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    return Response(body, mimetype=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{filename(period, "xlsx")}"'})
 
 

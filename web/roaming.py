@@ -15,7 +15,7 @@ from connectors.base import Registry
 from connectors.roaming import PartnerLink, RoamingClient
 from connectors.roaming import operations as roaming_operations
 from engine.clock import utcnow
-from processes import roaming, roaming_complaints, roaming_partners
+from processes import national, roaming, roaming_complaints, roaming_partners
 
 from .access import permission_required
 from .extensions import app_sessions, db
@@ -47,6 +47,14 @@ OTHER_STATE = {
 }
 DIRECTIONS = {roaming.OUT: _l("Sent to the home province"), roaming.IN: _l("Received from the visited province")}
 NATIONAL = _l("Escalated to the national center")
+# The receiving end of a national escalation (processes/national.py, kind_of): its own words.
+TITLES = {national.ROAMING: _l("Roaming complaint transfer"),
+          national.ESCALATION_OUT: _l("Escalation to the national center"),
+          national.ESCALATION_IN: _l("Escalation from a province to the national center"),
+          national.NATIONAL_DISPATCH: _l("Dispatch from the national center")}
+KIND_DIRECTIONS = {national.ESCALATION_OUT: NATIONAL,
+                   national.ESCALATION_IN: _l("Escalated here by the province"),
+                   national.NATIONAL_DISPATCH: _l("Dispatched here by the national center")}
 
 
 def add_roaming(app: Flask, registry: Registry) -> None:
@@ -83,10 +91,15 @@ def case_view(instance_id: int, partners: roaming_partners.Partners) -> dict[str
     if row is None:
         return None
     key = (row.direction, row.status)
-    national = row.direction == roaming.OUT and partners.is_national(row.partner)
-    return {"row": row, "direction": NATIONAL if national else DIRECTIONS[row.direction], "partner": partners.name_of(row.partner),
-            "ours": OUR_STATE.get(key, row.status), "theirs": OTHER_STATE.get(key, row.status),
-            "receipt": row.receipt or {}}
+    kind = national.kind_of(partners, row)
+    return {"row": row, "title": TITLES[kind], "direction": KIND_DIRECTIONS.get(kind, DIRECTIONS[row.direction]),
+            "partner": partners.name_of(row.partner), "ours": OUR_STATE.get(key, row.status),
+            "theirs": OTHER_STATE.get(key, row.status), "receipt": row.receipt or {}}
+
+
+def row_direction(partners: roaming_partners.Partners, row: roaming.RoamingTransfer) -> str:
+    """A transfer's direction in words: a national escalation (either end) reads as one."""
+    return str(KIND_DIRECTIONS.get(national.kind_of(partners, row), DIRECTIONS[row.direction]))
 
 
 @bp.get("/roaming")
@@ -101,7 +114,7 @@ def statistics() -> Any:
     totals = {d: [line for line in lines if line.direction == d] for d in (roaming.OUT, roaming.IN)}
     return render_template("roaming.html", lines=lines, totals=totals, days=days, partners=partners,
                            directions=DIRECTIONS, rows=roaming.transfers(db.session, limit=50),
-                           ours=OUR_STATE)
+                           ours=OUR_STATE, row_direction=partial(row_direction, partners))
 
 
 def exchange_partners() -> roaming_partners.Partners:

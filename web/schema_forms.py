@@ -203,10 +203,15 @@ def _from_local_input(raw: str) -> str:
 
 
 def _to_local_input(value: str) -> str:
+    """ISO-8601 → the browser's ``2026-11-23T10:00`` in Beijing time; a value without an offset
+    (what the browser posted, shown again after a validation error) already is Beijing time."""
     try:
-        return datetime.fromisoformat(value).astimezone(LOCAL).strftime("%Y-%m-%dT%H:%M")
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=LOCAL)
+    return parsed.astimezone(LOCAL).strftime("%Y-%m-%dT%H:%M")
 
 
 def field_catalog(forms: dict[str, dict[str, Any]], locale: str) -> dict[str, tuple[str, dict[str, str]]]:

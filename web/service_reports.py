@@ -1,7 +1,7 @@
 """The statistics of business acceptance and of callbacks / return visits (业务受理统计, 回叫回访统计):
 pages with a chart, CSV, the table the API shares (``web/api/reports.py``) and the drill-down the
 case list uses. The figures come from ``processes.case_facts`` (one indexed GROUP BY); this module
-names and lays them out, in Chinese whatever the page language (exports go to spreadsheets).
+names and lays them out in the page's language (CSV and XLSX exports too; see web/reports.py).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import io
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from engine import definitions
 from engine.errors import ValidationFailed
@@ -19,31 +21,41 @@ from processes.case_facts import NONE_KEY, Period
 
 from .access import permission_required
 from .extensions import db
-from .reports import _default_period, rate
+from .reports import XLSX, _default_period, english, rate, workbook
 from .views_helpers import engine
 
 bp = Blueprint("service_reports", __name__)
 
-TITLES = {"acceptance": "业务受理统计", "callbacks": "回叫与回访统计", "dunning": "欠费催缴统计"}
-DIMENSION_TITLES = {"acceptance": {"kind": "业务类型", "day": "日期"},
-                    "callbacks": {"kind": "呼出类型", "day": "日期"},
-                    "dunning": {"kind": "账期（催缴轮次）", "day": "日期"}}
+TITLES = {"acceptance": _l("Business acceptance statistics"), "callbacks": _l("Callback and return visit statistics"),
+          "dunning": _l("Dunning statistics")}
+_DAYS = {"day": _l("Date"), "month": _l("Month")}
+DIMENSION_TITLES = {"acceptance": {"kind": _l("Request type"), **_DAYS},
+                    "callbacks": {"kind": _l("Outbound call type"), **_DAYS},
+                    "dunning": {"kind": _l("Billing month (dunning round)"), **_DAYS}}
+_RECEIVED, _FINISHED, _ATTEMPTS = _l("Received (count)"), _l("Finished"), _l("Calls placed")
 MEASURE_TITLES = {
-    "acceptance": {"received": "受理量", "closed": "已结束", "identified": "身份核验通过",
-                   "identification_failed": "身份核验失败", "refused_arrears": "欠费拒绝受理",
-                   "refused_blacklist": "黑名单拒绝受理", "done": "办理成功", "rejected": "计费系统拒绝"},
-    "callbacks": {"received": "请求量", "closed": "已结束", "reached": "接通", "unreached": "未接通",
-                  "resolved": "已解决", "follow_up": "需跟进", "satisfied": "满意", "unsatisfied": "不满意",
-                  "attempts": "呼叫次数"},
-    "dunning": {"received": "催缴户数", "closed": "已结束", "reminded": "已提醒（接通）", "recalled": "再次催缴",
-                "paid": "已缴费", "paid_after_reminder": "提醒后缴费", "suspended": "停机", "two_way": "双向停机",
-                "unrecovered": "未收回", "attempts": "呼叫次数"},
+    "acceptance": {"received": _RECEIVED, "closed": _FINISHED, "identified": _l("Identity verified"),
+                   "identification_failed": _l("Identity verification failed"),
+                   "refused_arrears": _l("Refused for arrears"), "refused_blacklist": _l("Refused for the blacklist"),
+                   "done": _l("Done successfully"), "rejected": _l("Rejected by billing")},
+    "callbacks": {"received": _l("Requests (count)"), "closed": _FINISHED, "reached": _l("Reached (count)"),
+                  "unreached": _l("Not reached (count)"), "resolved": _l("Resolved (count)"),
+                  "follow_up": _l("Needs follow-up (count)"), "satisfied": _l("Satisfied (count)"),
+                  "unsatisfied": _l("Unsatisfied (count)"), "attempts": _ATTEMPTS},
+    "dunning": {"received": _l("Subscribers dunned"), "closed": _FINISHED, "reminded": _l("Reminded (answered)"),
+                "recalled": _l("Dunned again"), "paid": _l("Paid up"), "paid_after_reminder": _l("Paid after a reminder"),
+                "suspended": _l("Service suspended"), "two_way": _l("Two-way suspension"),
+                "unrecovered": _l("Not recovered"), "attempts": _ATTEMPTS},
 }
-NONE_LABELS = {"acceptance": "未受理业务（核验失败或不予受理）", "callbacks": "类型未知", "dunning": "账期未知"}
+NONE_LABELS = {"acceptance": _l("No request taken (identification failed or refused)"),
+               "callbacks": _l("Type unknown"), "dunning": _l("Billing month unknown")}
 # Rates: (title, numerator, denominator — names joined by "+")
-RATES = {"acceptance": (("办理成功率", "done", "received"), ("拒绝受理率", "refused_arrears+refused_blacklist", "received")),
-         "callbacks": (("接通率", "reached", "reached+unreached"), ("满意率", "satisfied", "satisfied+unsatisfied")),
-         "dunning": (("回收率", "paid", "received"), ("提醒后缴费率", "paid_after_reminder", "reminded"))}
+RATES = {"acceptance": ((_l("Success rate"), "done", "received"),
+                        (_l("Refusal rate"), "refused_arrears+refused_blacklist", "received")),
+         "callbacks": ((_l("Reach rate"), "reached", "reached+unreached"),
+                       (_l("Satisfaction rate"), "satisfied", "satisfied+unsatisfied")),
+         "dunning": ((_l("Recovery rate"), "paid", "received"),
+                     (_l("Paid after a reminder rate"), "paid_after_reminder", "reminded"))}
 FORMS = {"acceptance": "acceptance_request.schema.json", "callbacks": "callback_request.schema.json",
          "dunning": ""}  # a billing month names itself
 
@@ -54,7 +66,7 @@ def percent(counts: dict[str, int], numerator: str, denominator: str) -> float |
 
 
 def labels(subject: str) -> dict[str, str]:
-    """Chinese names of the kinds, from the deployed start or request form."""
+    """Names of the kinds in the page's language, from the deployed start or request form."""
     spec = case_facts.SUBJECTS[subject]
     if not FORMS[subject]:
         return {}
@@ -63,13 +75,14 @@ def labels(subject: str) -> dict[str, str]:
         return {}
     forms = engine().specs.get(db.session, definition.id)[2]
     options = (((forms.get(FORMS[subject]) or {}).get("properties") or {}).get(spec.kind_var) or {}).get("oneOf")
-    return {str(o["const"]): str(o.get("title") or o["const"]) for o in options or () if isinstance(o, dict)
-            and "const" in o}
+    in_english = english()
+    return {str(o["const"]): str((in_english and o.get("x-title-en")) or o.get("title") or o["const"])
+            for o in options or () if isinstance(o, dict) and "const" in o}
 
 
 def label_of(subject: str, by: str, key: str | None, names: dict[str, str]) -> str:
     if key is None:
-        return NONE_LABELS[subject] if by == "kind" else "—"
+        return str(NONE_LABELS[subject]) if by == "kind" else "—"
     return names.get(key, key) if by == "kind" else key
 
 
@@ -84,23 +97,52 @@ def table(period: Period) -> dict[str, Any]:
             "totals": totals}
 
 
+def headers(period: Period) -> list[str]:
+    subject = period.subject.name
+    return [_("Code"), str(DIMENSION_TITLES[subject][period.by]),
+            *(str(MEASURE_TITLES[subject][m]) for m in period.subject.measures)]
+
+
+def rows(period: Period, body: dict[str, Any]) -> list[list[Any]]:
+    """The table's lines as exported: one per key, then the totals."""
+    measures = period.subject.measures
+    lines = [[item["key"] or "", item["label"], *(item[m] for m in measures)] for item in body["items"]]
+    lines.append(["", _("Total"), *(body["totals"][m] for m in measures)])
+    return lines
+
+
+def filename(period: Period, extension: str) -> str:
+    return f"{period.subject.name}-{period.by}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.{extension}"
+
+
 def csv_response(period: Period, body: dict[str, Any]) -> Response:
-    """The table as CSV with Chinese headers, UTF-8 with a byte-order mark (Excel reads it)."""
-    subject, measures = period.subject.name, period.subject.measures
+    """The table as CSV, headers in the page's language, UTF-8 with a byte-order mark (Excel reads it)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["编码", DIMENSION_TITLES[subject][period.by], *(MEASURE_TITLES[subject][m] for m in measures)])
-    for item in body["items"]:
-        writer.writerow([item["key"] or "", item["label"], *(item[m] for m in measures)])
-    writer.writerow(["", "合计", *(body["totals"][m] for m in measures)])
-    name = f"{subject}-{period.by}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
+    writer.writerow(headers(period))
+    writer.writerows(rows(period, body))
     return Response("\ufeff" + out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{filename(period, "csv")}"'})
+
+
+def xlsx_response(period: Period, body: dict[str, Any]) -> Response:
+    """The table as an Excel workbook (the complaint report's writer), rates beside the counts."""
+    subject = period.subject.name
+    lines = [[*line, *(percent(item, n, d) for _t, n, d in RATES[subject])]
+             for item, line in zip([*body["items"], body["totals"]], rows(period, body), strict=True)]
+    content = workbook(str(TITLES[subject]), str(DIMENSION_TITLES[subject][period.by]), period,
+                       [*headers(period), *(f"{title}(%)" for title, _n, _d in RATES[subject])], lines)
+    return Response(content, mimetype=XLSX,
+                    headers={"Content-Disposition": f'attachment; filename="{filename(period, "xlsx")}"'})
 
 
 def figure(args: Any) -> dict[str, Any]:
     """The case list narrowed to one figure (``?report=…&measure=…&by=…&key=…&from=…&to=…``)."""
     subject = str(args.get("report"))
+    if subject == "roaming":  # the roaming transfer statistics (web/roaming_report.py)
+        from .roaming_report import figure as roaming_figure
+
+        return roaming_figure(args)
     try:
         period = case_facts.check_period(subject, args.get("from"), args.get("to"), args.get("by") or "day")
         ids = case_facts.drill_down(period, args.get("key") or None, str(args.get("measure") or "received"))
@@ -111,8 +153,19 @@ def figure(args: Any) -> dict[str, Any]:
     if key:
         where = (f"{DIMENSION_TITLES[subject][period.by]}："
                  f"{label_of(subject, period.by, None if key == NONE_KEY else key, labels(subject))}")
-    return {"ids": ids, "measure": MEASURE_TITLES[subject][str(args.get("measure") or "received")], "where": where,
+    return {"ids": ids, "measure": str(MEASURE_TITLES[subject][str(args.get("measure") or "received")]), "where": where,
             "start": period.start, "end": period.end}
+
+
+@bp.get("/reports/<any(acceptance, callbacks, dunning):subject>.xlsx")
+@permission_required("read_reports")
+def xlsx(subject: str) -> Any:
+    try:
+        period = case_facts.check_period(subject, request.args.get("from"), request.args.get("to"),
+                                         request.args.get("by"))
+    except ValidationFailed as exc:
+        return Response("; ".join(f"{k}: {v}" for k, v in exc.fields.items()), status=422, mimetype="text/plain")
+    return xlsx_response(period, table(period))
 
 
 @bp.get("/reports/<any(acceptance, callbacks, dunning):subject>")
@@ -131,7 +184,8 @@ def page(subject: str) -> Any:
     body = table(period)
     bars = [m for m in MEASURE_TITLES[subject] if m not in ("closed", "attempts")][:4]
     chart = {"labels": [item["label"] for item in body["items"]],
-             "bars": [{"name": MEASURE_TITLES[subject][m], "data": [item[m] for item in body["items"]]} for m in bars],
-             "lines": [{"name": title, "data": [percent(item, n, d) for item in body["items"]]}
+             "bars": [{"name": str(MEASURE_TITLES[subject][m]), "data": [item[m] for item in body["items"]]}
+                      for m in bars],
+             "lines": [{"name": str(title), "data": [percent(item, n, d) for item in body["items"]]}
                        for title, n, d in RATES[subject]]}
     return render_template("service_report.html", errors={}, table=body, chart=chart, period=period, **context)

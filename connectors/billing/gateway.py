@@ -156,6 +156,7 @@ _SUBSCRIBER = (select(*_labelled((subscriptions, "s_"), (customers, "c_"), (bala
                .join(customers, customers.c.id == subscriptions.c.customer_id)
                .outerjoin(balances, balances.c.subscription_id == subscriptions.c.id)
                .where(subscriptions.c.phone == bindparam("phone")))
+_HOME_CITY = select(subscriptions.c.city).where(subscriptions.c.phone == bindparam("phone")).limit(1)
 _BILLS = (select(bills).where(bills.c.subscription_id == bindparam("subscription_id"))
           .order_by(bills.c.bill_month.desc()).limit(_limit()))
 _BILL_ITEMS = (select(bill_items).where(bill_items.c.bill_id.in_(bindparam("ids", expanding=True)))
@@ -467,6 +468,12 @@ class BillingGateway:
             check_password(_DUMMY_HASH, password)  # same time as a real check: no probing for numbers
             return False
         return check_password(stored, str(password))
+
+    def home_city(self, phone: str) -> str | None:
+        """The subscription's home city (归属地市) of ``phone``, or None (unknown number, no city)."""
+        with self.connect() as conn:
+            city = conn.execute(_HOME_CITY, {"phone": phone}).scalar()
+        return (str(city).strip() or None) if city else None
 
     def standing(self, phone: str) -> dict[str, Any]:
         """Whether billing lets a request be accepted for ``phone``: not when the number is unknown

@@ -106,10 +106,20 @@ def _form_validator(filename):
     )
 
 
-def _spec():
+def _parser():
     parser = make_parser()  # Kefu's: service tasks go through the connector outbox
     parser.add_bpmn_file(str(BPMN_FILE))
-    return parser.get_spec("complaint")
+    return parser
+
+
+def _spec():
+    return _parser().get_spec("complaint")
+
+
+def _specs():
+    """The process and its sub-processes (the national escalation's event sub-process)."""
+    parser = _parser()
+    return parser.get_spec("complaint"), parser.get_subprocess_specs("complaint")
 
 
 def test_stock_spiff_parser_reads_it_too():
@@ -387,7 +397,7 @@ def _steps(wf):
 
 
 def _start():
-    wf = BpmnWorkflow(_spec())
+    wf = BpmnWorkflow(*_specs())
     wf.sent = []
     for task in wf.get_tasks(state=TaskState.READY):
         task.data.update(INTAKE)
@@ -619,3 +629,31 @@ def test_forms_accept_optional_fields_left_out():
         {"handling_result": "已处理", "cause": "other", "refund_due": False}
     )
     assert _form_validator("complaint_triage.schema.json").is_valid(TRIAGE_ANSWER)
+
+
+def test_the_national_escalation_is_an_event_sub_process_waiting_for_the_answer():
+    """上报全国中心 (processes/national.py): the message ``national_escalation`` starts a non-interrupting
+    event sub-process beside the complaint; its wait 等待全国中心答复 catches ``national_answer`` by the
+    escalation's serial number under a time limit declared here; the complaint closes only when
+    both its own loop and the wait are done."""
+    process = _process(_tree())
+    sub = process.find("bpmn:subProcess[@id='national_wait']", NS)
+    assert sub is not None and sub.get("triggeredByEvent") == "true"
+    start = sub.find("bpmn:startEvent", NS)
+    assert start.get("isInterrupting") == "false"
+    subs = _specs()[1]
+    wait = next(s for sp in subs.values() for s in sp.task_specs.values() if getattr(s, "bpmn_id", "") == "wait_national")
+    assert wait.bpmn_name == "等待全国中心答复" and wait.event_definition.name == "national_answer"
+    props = wait.extensions["properties"]
+    assert props["kefu.correlation"] == "national_serial_no"
+    assert (props["kefu.sla.duration"], props["kefu.sla.calendar"]) == ("P3D", "24x7")
+
+    wf = _start()
+    wf.send_event(BpmnEvent(MessageEventDefinition("national_escalation"), payload={"serial_no": "NC0000000101"}))
+    _steps(wf)
+    assert waits_for_message(wf, "national_answer")
+    _complete(wf, "triage", TRIAGE_ANSWER)
+    assert _finished_at(wf) == {"end_answered"} and not wf.is_completed()  # waits for the centre
+    wf.send_event(BpmnEvent(MessageEventDefinition("national_answer"), payload={"result": "已协调"}))
+    _steps(wf)
+    assert wf.is_completed() and not waits_for_message(wf, "national_answer")

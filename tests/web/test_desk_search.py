@@ -110,6 +110,7 @@ def test_inbox_filters_sort_and_the_live_rows(client, token, app):
         db.session.get(HumanTask, first_task).due_at = utcnow() - timedelta(minutes=35)
         index = db.session.get(CaseIndex, second)
         index.vip, index.priority = True, 7
+        db.session.get(HumanTask, second_task).vip = True  # as the step opened for a VIP case writes it
         db.session.commit()
     _login(client, "net1")
     page = client.get("/inbox?scope=group").get_data(as_text=True)
@@ -137,7 +138,7 @@ def test_inbox_filters_sort_and_the_live_rows(client, token, app):
     with app.app_context():
         from web.extensions import db
 
-        db.session.get(CaseIndex, second).vip = False
+        db.session.get(HumanTask, second_task).vip = False
         db.session.commit()
     body = client.get("/inbox/rows?scope=group").get_data(as_text=True)  # no VIP left: due time first
     assert body.index(f'data-task-id="{first_task}"') < body.index(f'data-task-id="{second_task}"')

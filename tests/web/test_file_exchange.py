@@ -147,7 +147,7 @@ def test_the_national_centre_gets_daily_and_monthly_statistics_files_once(ftp):
     (row,) = [r for r in file_exchange.exchanges(session) if r.name == "TS_D_20261123.csv"]
     text = session.get(file_exchange.FileExchange, row.id).content.decode()
     assert "network,1," in text and text.splitlines()[-1].startswith("total,1,")
-    assert "TS_D_20261123.csv" in peer.files()
+    assert {"TS_D_20261123.csv", "TS_D_20261123.csv.sent"} <= set(peer.files())  # the file, then its sent mark
     first_of_month = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
     _tick(session, engine, first_of_month, collect=True)
     names = sorted(r.name for r in file_exchange.exchanges(session) if r.kind == "statistics")

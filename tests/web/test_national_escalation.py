@@ -19,6 +19,7 @@ from tests.web.test_roaming import (
     _open_task,
     _page,
     _partners_file,
+    _signed,
 )
 
 INTAKE = {"customer_phone": "13008710001", "complainant_name": "赵女士", "contact_phone": "13008710001",
@@ -47,6 +48,17 @@ def province_and_centre(tmp_path, monkeypatch) -> Iterator[tuple[Deployment, Dep
             db.engine.dispose()
 
 
+def out_due(side: Deployment) -> str:
+    """The serial number of the province's escalation, read from its wait in the message index."""
+    with side.app.app_context():
+        from engine.messages import MessageWait
+        from web.extensions import db
+
+        (wait,) = db.session.query(MessageWait).filter_by(name="national_answer").all()
+        db.session.remove()
+        return wait.correlation
+
+
 @pytest.mark.slow
 def test_a_complaint_goes_to_the_national_centre_and_its_answer_comes_back(province_and_centre):
     yn, qg = province_and_centre
@@ -61,13 +73,22 @@ def test_a_complaint_goes_to_the_national_centre_and_its_answer_comes_back(provi
     assert (sent.json()["partner"], sent.json()["status"]) == ("QG", "sent")
     assert yn.api("leader1").post(url, json={"reason": "again"}, timeout=10).status_code == 409
 
+    # The province's case waits in the diagram's step 等待全国中心答复, on the diagram's clock.
+    page = _page(yn, f"/cases/{case}", user="leader1")
+    assert "等待全国中心答复（全国客服中心）" in page and "national-waiting" in page
+    assert out_due(yn) == sent.json()["serial_no"]
+
     yn.tick(datetime.now(UTC))  # the signed dispatch goes out; the centre acknowledges it
     (out,) = yn.transfers()
     assert (out["partner"], out["status"]) == ("QG", "acknowledged")
     qg.tick(datetime.now(UTC))  # the centre opens its own case from the dispatch
     (incoming,) = qg.transfers()
     assert (incoming["direction"], incoming["partner"]) == ("in", "YN")
-    assert "涉及多省携号转网政策" in _page(qg, f"/cases/{incoming['instance_id']}")
+    # At the centre the case reads as a province's escalation, not as a roaming transfer.
+    centre_page = _page(qg, f"/cases/{incoming['instance_id']}")
+    assert "涉及多省携号转网政策" in centre_page
+    assert "省公司上报全国中心：云南联通 上报单" in centre_page and "上报单 " + out["serial_no"] in centre_page
+    assert "漫游投诉转递" not in centre_page and "漫游转递" not in centre_page
 
     triage = _open_task(qg, incoming["instance_id"])
     _complete(qg, triage["id"], {"resolution": "answer_now", "first_reply": "已协调广东、四川两省营业厅，三日内办结。",
@@ -79,8 +100,26 @@ def test_a_complaint_goes_to_the_national_centre_and_its_answer_comes_back(provi
     page = _page(yn, f"/cases/{case}", user="leader1")
     assert "全国中心答复" in page and "已协调广东、四川两省营业厅" in page
     assert "上报全国中心" in page and "全国客服中心" in page
+    assert "national-waiting" not in page  # the answer resumed the wait
+    with yn.app.app_context():
+        from engine.messages import MessageWait
+        from web.extensions import db
+
+        assert db.session.query(MessageWait).filter_by(instance_id=case).count() == 0
+        db.session.remove()
+    # The centre sends its receipt again: the same success mark, nothing changes.
+    again = _signed(yn.app.test_client(), "/api/v1/roaming/receipts",
+                    {**answered["receipt"], "result": "重发"}, company="QG")
+    assert again.status_code == 200 and again.get_json()["ack"] == "ok"
+    yn.tick(datetime.now(UTC))
+    (still,) = yn.transfers()
+    assert still["receipt"]["result"].startswith("已协调")
+    assert _page(yn, f"/cases/{case}", user="leader1").count("已协调广东、四川两省营业厅") == page.count("已协调广东、四川两省营业厅")
     # the province's own complaint went on meanwhile: its first step is still open at intake
     assert _open_task(yn, case)["title"]
+    # The exchange's list names the escalation as one at both ends.
+    assert "上报全国中心</td>" in _page(yn, "/roaming", user="manager1")
+    assert "由该省公司上报至本中心</td>" in _page(qg, "/roaming", user="manager1")
 
 
 def test_the_shipped_partners_name_a_national_centre_that_homes_no_number():
@@ -91,3 +130,27 @@ def test_the_shipped_partners_name_a_national_centre_that_homes_no_number():
     assert centre is not None and (centre.code, centre.name) == ("QG", "全国客服中心")
     assert partners.is_national("QG") and not partners.is_national("GD")
     assert partners.home_of("13000200001").code == "GD"
+
+
+@pytest.mark.slow
+def test_a_dispatch_from_the_national_centre_is_worded_as_one_and_upgraded(province_and_centre):
+    """The other way down: the centre passes a complaint to the province homing the number; the
+    province's case reads as the national centre's dispatch (全国中心派单) and is upgraded."""
+    yn, qg = province_and_centre
+    sample = {**INTAKE, "customer_phone": "13008710002", "contact_phone": "13008710002",
+              "description": "全国中心受理：客户在云南营业厅办理业务被拒"}
+    started = qg.api().post(qg.url + "/api/v1/processes/roaming_transfer/instances", json={"data": sample}, timeout=10)
+    assert started.status_code == 201, started.text
+    qg.tick(datetime.now(UTC))   # the dispatch goes down to Yunnan
+    yn.tick(datetime.now(UTC))   # … which opens its complaint
+    (incoming,) = yn.transfers()
+    assert (incoming["direction"], incoming["partner"]) == ("in", "QG")
+    page = _page(yn, f"/cases/{incoming['instance_id']}", user="leader1")
+    assert "全国中心派单：全国客服中心 派单" in page and "全国中心派单 " + incoming["serial_no"] in page
+    assert "漫游投诉转递" not in page
+    with yn.app.app_context():
+        from slas.upgrades import is_upgraded
+        from web.extensions import db
+
+        assert is_upgraded(db.session, incoming["instance_id"])  # 越级投诉: stricter limits
+        db.session.remove()

@@ -214,6 +214,7 @@ def test_vip_callbacks_come_first(cb, billing):
     inbox = [t.instance_id for t in session.scalars(inbox_query(agent2.id, agent2.group_ids, "group"))
              if t.name == "dial"]
     assert inbox == [vip.id, ordinary.id]
+    assert _task(session, vip, "dial").vip is True and _task(session, ordinary, "dial").vip is False  # on the row
     assert _task(session, vip, "dial").due_at.replace(tzinfo=UTC) == NEXT_MORNING + SOON + timedelta(minutes=10)
 
 

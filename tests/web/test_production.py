@@ -110,7 +110,7 @@ def test_gunicorn_serves_with_two_processes_and_never_ticks(tmp_path):
     url = f"sqlite:///{data / 'kefu.db'}"
     port = _free_port()
     env = {**os.environ, "KEFU_DATA_DIR": str(data), "KEFU_DATABASE_URL": url, "KEFU_PORT": str(port),
-           "KEFU_WORKERS": "2", "KEFU_THREADS": "4", "KEFU_TICK_SECONDS": "0.2",
+           "KEFU_WORKERS": "2", "KEFU_THREADS": "4", "KEFU_TICK_SECONDS": "0.2", "KEFU_API_CONCURRENCY": "1",
            "KEFU_BILLING_URL": f"sqlite:///{tmp_path / 'billing.db'}", "KEFU_SMPP_URL": "",
            "KEFU_AMI_URL": "", "KEFU_FTP_URL": ""}
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "kefu", "init"], cwd=ROOT, env=env,
@@ -139,6 +139,15 @@ def test_gunicorn_serves_with_two_processes_and_never_ticks(tmp_path):
                               json={"username": "nobody", "password": "wrong-password"}, timeout=10)
                        for _ in range(10) for s in (one, two)]
         assert {a.status_code for a in answers} <= {401, 429}
+        # Admission control (1 request at a time per process): a burst beyond it waits, none fails.
+        from concurrent.futures import ThreadPoolExecutor
+
+        def sign_in(_: int) -> int:
+            return requests.post(f"http://127.0.0.1:{port}/api/v1/auth/token",
+                                 json={"username": "nobody", "password": "wrong-password"}, timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(sign_in, range(16))) <= {401, 429}
         time.sleep(1.0)  # five scheduler periods: a worker that ticked would have taken the lease
         engine = create_engine(url)
         with engine.connect() as conn:

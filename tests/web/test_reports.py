@@ -201,7 +201,7 @@ def test_escalations_reach_the_report(month, client, token):
     _sign_in(client, "manager1")
     listing = client.get("/cases?process=complaint&measure=escalations&by=day&key=2026-11-24"
                          "&from=2026-11-01&to=2026-11-30").get_data(as_text=True)
-    assert listing.count('href="/cases/') == 1 and "升级次数" in listing
+    assert listing.count('href="/cases/') == 1 and "超时告警次数" in listing
 
 
 def test_report_as_csv(month, client, token):
@@ -212,7 +212,7 @@ def test_report_as_csv(month, client, token):
         assert text.startswith("\ufeff")
         lines = list(csv.reader(io.StringIO(text[1:])))
         assert lines[0] == ["编码", "投诉类别", "受理量", "办结量", "首次答复及时", "处理及时", "已回复客户", "超时",
-                            "升级次数", "满意", "不满意", "催办次数"]
+                            "超时告警次数", "满意", "不满意", "催办次数"]
         assert lines[1] == ["billing", "资费", "2", "1", "1", "1", "1", "1", "0", "1", "0", "0"]
         assert lines[-1] == ["", "合计", "4", "2", "2", "2", "2", "1", "0", "2", "0", "0"]
 

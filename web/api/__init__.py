@@ -22,6 +22,7 @@ called from ``create_blueprint`` — importing a module registers nothing.
 | ``roaming`` | ``/roaming/dispatches``, ``/roaming/receipts`` (signed, from partners), ``/roaming/transfers`` |
 | ``reports`` | ``/reports/complaints`` (complaint statistics, JSON or CSV) |
 | ``admin`` | ``/users``, ``/groups`` (administration), ``/users/me/password`` |
+| ``roles`` | ``/roles``, ``/permissions`` (roles and their permissions, as data) |
 | ``search`` | ``/search?q=`` (cases by number, phone, name, words) |
 | ``calendars`` | ``/calendars`` (holidays and 调休 by year), ``/calling-hours/<kind>`` (administrators) |
 | ``levels`` | ``/city-groups``, ``/tasks/<id>/city-transfer`` (转接到地市远程坐席), ``/instances/<id>/national-escalation`` (上报全国中心) |
@@ -56,6 +57,7 @@ from . import (
     openapi,
     reports,
     roaming,
+    roles,
     search,
     tasks,
     upgrades,
@@ -63,7 +65,7 @@ from . import (
 )
 
 _MODULES = (core, instances, tasks, definitions, callbacks, calls, customers, exchanges, dunning, roaming, reports,
-            urging, alerts, admin, calendars, search, levels, upgrades, openapi)
+            urging, alerts, admin, roles, calendars, search, levels, upgrades, openapi)
 
 
 def create_blueprint() -> Blueprint:

@@ -13,13 +13,15 @@ from flask import current_app, g, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from engine.access import allowed
+from engine.access import PERMISSIONS, allowed
 from engine.database import READ_ONLY
 from engine.people import User
 
+from ..access import PERMISSION_ATTR
 from ..auth import user_from_token
 from ..errors import error_response
 from ..extensions import csrf, db
+from ..people_text import permission_label
 
 GUARD_ATTR = "kefu_guard"  # on a guarded view: which guard (read by the OpenAPI generator)
 READS_ONLY_ATTR = "kefu_reads_only"
@@ -78,4 +80,31 @@ def designer_required(view: Callable) -> Callable:
         return view(*args, **kwargs)
 
     setattr(wrapped, GUARD_ATTR, "designer")
+    setattr(wrapped, PERMISSION_ATTR, "deploy_process")
     return wrapped
+
+
+def permission_guard(permission: str) -> Callable[[Callable], Callable]:
+    """A bearer token (or the signed-in session for reading) of a caller holding ``permission``;
+    others get 403 naming the permission they lack. The permission is recorded on the view."""
+    if permission not in PERMISSIONS:
+        raise KeyError(f"unknown permission '{permission}'")
+
+    def decorator(view: Callable) -> Callable:
+        @api_login_required
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not allowed(g.api_user, permission):
+                return error_response(403, "forbidden", lacks(permission))
+            return view(*args, **kwargs)
+
+        setattr(wrapped, PERMISSION_ATTR, permission)
+        return wrapped
+
+    return decorator
+
+
+def lacks(permission: str) -> str:
+    """The refusal of a caller without ``permission``, naming it as people read it."""
+    return _("This needs the permission “%(permission)s”, which your roles do not hold.",
+             permission=permission_label(permission))

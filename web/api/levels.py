@@ -57,7 +57,7 @@ def escalate_instance(instance_id: int):
     instance = eng.get_instance(db.session, instance_id, g.api_user)
     row = national.escalate(db.session, current_app.extensions["kefu_roaming"].partners, instance,
                             eng.workflow_data(db.session, instance), reason if isinstance(reason, str) else "",
-                            actor=g.api_user, now=utcnow())
+                            engine=eng, actor=g.api_user, now=utcnow())
     db.session.commit()
     return jsonify({"instance_id": instance_id, "serial_no": row.serial_no, "partner": row.partner,
                     "status": row.status}), 201

@@ -11,6 +11,8 @@ leader gets the same report counting only the city's cases.
 ``GET /reports/acceptance``, ``/reports/callbacks`` and ``/reports/dunning`` (same ``from``/``to``,
 ``by=kind|day``, JSON or CSV): business acceptance by request type, callbacks / return visits by
 kind, dunning by billing month; figures defined in ``processes/case_facts.py`` (``read_reports``).
+``GET /reports/roaming`` (``by=partner|direction|day``, JSON or CSV): the roaming complaint
+transfers, figures defined in ``processes/transfer_report.py`` (``read_reports``).
 
 Threshold alert rules (processes/threshold_alerts.py): ``GET|POST /reports/alert-rules``,
 ``PATCH /reports/alert-rules/<id>`` (``manage_alert_rules``), and the alerts they raised,
@@ -27,12 +29,14 @@ from sqlalchemy import select
 from engine import access
 from engine.clock import utcnow
 from engine.errors import NotFound, ValidationFailed
-from processes import case_facts, complaint_facts
+from processes import case_facts, complaint_facts, transfer_report
 from processes import threshold_alerts as rules_
 
+from .. import roaming_report as roaming_report_
 from .. import service_reports
 from ..errors import error_response
 from ..extensions import db
+from ..report_alerts import scope_values
 from ..reports import complaint_table, csv_response
 from .guards import api_login_required
 from .openapi import BOOLEAN, ID, INSTANT, INTEGER, STRING, documented, items_of, nullable, obj
@@ -62,6 +66,7 @@ def register(bp: Blueprint) -> None:
     bp.get("/reports/acceptance")(acceptance_report)
     bp.get("/reports/callbacks")(callbacks_report)
     bp.get("/reports/dunning")(dunning_report)
+    bp.get("/reports/roaming")(roaming_report)
 
 
 def _wants_csv() -> bool:
@@ -95,8 +100,13 @@ def complaints():
 
 
 def _rule_item(rule: rules_.AlertRule) -> dict[str, Any]:
-    return {"id": rule.id, **{name: getattr(rule, name) for name in RULE_FIELDS}, "description": rules_.describe(rule),
+    return {"id": rule.id, **{name: getattr(rule, name) for name in RULE_FIELDS}, "description": _describe(rule),
             "updated_at": rule.updated_at.isoformat(), "updated_by": rule.updated_by}
+
+
+def _describe(rule: rules_.AlertRule) -> str:
+    """The rule's sentence, naming its department or category (not its code)."""
+    return rules_.describe(rule, scope_values() if rule.scope_value else None)
 
 
 def _refused(permission: str) -> Any:
@@ -114,13 +124,14 @@ def list_rules():
     return jsonify({"items": [_rule_item(rule) for rule in rows]})
 
 
-@documented("Add a threshold alert rule (managers); rates are percentages", status=201,
+@documented("Add a threshold alert rule (managers); rates are percentages; scope_value is a department's or "
+            "a category's code (422 naming the choices otherwise)", status=201,
             request=obj(RULE_FIELDS, ["name", "metric", "comparison", "threshold", "period"]), response=RULE)
 @api_login_required
 def create_rule():
     if (refused := _refused("manage_alert_rules")) is not None:
         return refused
-    rule = rules_.save_rule(db.session, None, json_body(), g.api_user.username, utcnow())
+    rule = rules_.save_rule(db.session, None, json_body(), g.api_user.username, utcnow(), known=scope_values())
     db.session.commit()
     return jsonify(_rule_item(rule)), 201
 
@@ -135,7 +146,8 @@ def update_rule(rule_id: int):
     if rule is None:
         raise NotFound(f"alert rule {rule_id} not found")
     current = {name: getattr(rule, name) for name in RULE_FIELDS}
-    rules_.save_rule(db.session, rule, {**current, **json_body()}, g.api_user.username, utcnow())
+    rules_.save_rule(db.session, rule, {**current, **json_body()}, g.api_user.username, utcnow(),
+                     known=scope_values())
     db.session.commit()
     return jsonify(_rule_item(rule))
 
@@ -152,7 +164,7 @@ def list_alerts():
     return jsonify({"items": [
         {"id": alert.id, "rule_id": rule.id, "rule": rule.name, "period": alert.period_key,
          "raised_at": alert.raised_at.isoformat(), "value": alert.value, "threshold": alert.threshold,
-         "cases": alert.cases, "texted": alert.texted, "description": rules_.describe(rule)}
+         "cases": alert.cases, "texted": alert.texted, "description": _describe(rule)}
         for alert, rule in rules_.recent_alerts(db.session, int(raw))]})
 
 
@@ -196,3 +208,28 @@ def callbacks_report():
 @api_login_required
 def dunning_report():
     return _service_report("dunning")
+
+
+ROAMING_FIGURES: dict[str, Any] = {m: INTEGER for m in transfer_report.MEASURES}
+
+
+@documented("Roaming complaint transfer statistics by partner province, direction (out | in) or day: "
+            "transferred, acknowledged, answered, answered in time, overdue, failed, national escalations "
+            "(JSON, or CSV)",
+            response=obj({"items": {"type": "array", "items": obj({"key": nullable(STRING), "label": STRING,
+                                                                  **ROAMING_FIGURES})},
+                          "totals": obj(ROAMING_FIGURES)}),
+            response_media=("application/json", "text/csv"),
+            query={"from": DAY, "to": DAY, "by": {"type": "string", "enum": list(transfer_report.DIMENSIONS),
+                                                  "x-required": True},
+                   "format": {"type": "string", "enum": ["json", "csv"]}})
+@api_login_required
+def roaming_report():
+    if not access.allowed(g.api_user, "read_reports"):
+        return error_response(403, "forbidden", "reports are for managers and administrators")
+    fmt = request.args.get("format")
+    if fmt not in (None, "json", "csv"):
+        raise ValidationFailed("unknown format", {"format": "json or csv"})
+    period = transfer_report.check_period(request.args.get("from"), request.args.get("to"), request.args.get("by"))
+    body = roaming_report_.table(period)
+    return roaming_report_.csv_response(period, body) if _wants_csv() else jsonify(body)

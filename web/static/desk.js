@@ -3,10 +3,11 @@
   "use strict";
   var box = document.querySelector("[data-reply-templates]");
   if (!box) { return; }
-  // The reply field: a textarea of the task form named *reply* (final_reply, first_reply …),
-  // else the form's first textarea.
+  // The reply field the page names (processes/reply_templates.REPLY_FIELDS: final_reply,
+  // callback_note …), else a textarea named *reply*.
   var form = document.querySelector("form.task-form");
-  var field = form && (form.querySelector("textarea[name$=reply]") || form.querySelector("textarea"));
+  var named = box.dataset.replyField ? form && form.querySelector('[name="' + box.dataset.replyField + '"]') : null;
+  var field = named || (form && form.querySelector("textarea[name$=reply]"));
   var button = box.querySelector("[data-insert-reply]");
   if (!field) {
     button.disabled = true;

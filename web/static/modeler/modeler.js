@@ -61,7 +61,7 @@
       (process ? process.versions : []).forEach(function (v, i) {
         var option = document.createElement("option");
         option.value = v.version;
-        option.textContent = "v" + v.version + (i === 0 ? " ★" : "") + (v.summary ? " · " + v.summary.slice(0, 30) : "");
+        option.textContent = "v" + v.version + (i === 0 ? " ★" : "") + (v.summary ? " · " + (v.summary.length > 60 ? v.summary.slice(0, 59) + "…" : v.summary) : "");
         version.appendChild(option);
       });
     }

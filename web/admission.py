@@ -1,0 +1,132 @@
+"""Admission control: at most K ordinary requests of one server process run at once.
+
+A gunicorn worker process has many threads because each open agent page holds one for its
+screen-pop stream (Server-Sent Events), but ordinary requests are CPU-bound Python: when a
+dozen of them run at once in one process they take turns on the GIL, every database round trip
+hands the GIL to another thread and waits to get it back, transactions stay open meanwhile, and
+each request costs more CPU than alone (measured in bench/README.md). So each process lets at most
+``KEFU_API_CONCURRENCY`` ordinary requests run; the others wait on a semaphore (a blocked thread
+takes no GIL and no CPU) in the order the operating system wakes them, and none fails. Streams
+never take a slot: a request that asks for ``text/event-stream`` bypasses the limit, and a
+response that turns out to be a stream (or a file handed to the server's file wrapper) gives its
+slot back as soon as the view returned, before its body is sent.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+STREAM = "text/event-stream"
+DEFAULT_CONCURRENCY = 2  # per process; gunicorn runs 2 processes per core (figures: bench/README.md)
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+
+def concurrency_from(value: str | None, default: int = DEFAULT_CONCURRENCY) -> int:
+    """Parse ``KEFU_API_CONCURRENCY``: a whole number ≥ 0 (0: no limit); unset or empty: default."""
+    if value is None or not value.strip():
+        return default
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ValueError(f"KEFU_API_CONCURRENCY must be a whole number (0: no limit), not {value!r}") from None
+    if number < 0:
+        raise ValueError(f"KEFU_API_CONCURRENCY must be 0 (no limit) or more, not {number}")
+    return number
+
+
+def configured_concurrency() -> int:
+    return concurrency_from(os.environ.get("KEFU_API_CONCURRENCY"))
+
+
+def wants_stream(environ: Environ) -> bool:
+    """EventSource always sends ``Accept: text/event-stream``; nothing else does."""
+    return STREAM in environ.get("HTTP_ACCEPT", "")
+
+
+class AdmissionLimit:
+    """WSGI middleware: ``limit`` ordinary requests at a time in this process, streams apart.
+
+    One instance per process (its semaphore is this process's); install it after the fork.
+    ``running``/``waiting`` are read by tests and may be logged; they are approximate by design.
+    """
+
+    def __init__(self, app: WsgiApp, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("an admission limit needs at least one slot")
+        self.app = app
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+        self._count = threading.Lock()
+        self.running = 0
+        self.waiting = 0
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if wants_stream(environ):
+            return self.app(environ, start_response)
+        self._enter()
+        streaming = False
+
+        def noting(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            nonlocal streaming
+            streaming = any(name.lower() == "content-type" and value.split(";")[0].strip().lower() == STREAM
+                            for name, value in headers)
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        try:
+            body = self.app(environ, noting)
+        except BaseException:
+            self._leave()
+            raise
+        wrapper = environ.get("wsgi.file_wrapper")
+        if streaming or (isinstance(wrapper, type) and isinstance(body, wrapper)):
+            self._leave()  # the body is a long wait or a file: it needs no slot (and keeps sendfile)
+            return body
+        return _Released(body, self._leave)
+
+    def _enter(self) -> None:
+        with self._count:
+            self.waiting += 1
+        self._slots.acquire()
+        with self._count:
+            self.waiting -= 1
+            self.running += 1
+
+    def _leave(self) -> None:
+        with self._count:
+            self.running -= 1
+        self._slots.release()
+
+
+class _Released:
+    """The response body; the slot is given back when the server closes it (PEP 3333), once."""
+
+    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
+        self._body = body
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
+
+
+def limit_admission(app: Any, limit: int | None = None) -> int:
+    """Wrap a Flask app's ``wsgi_app`` in this process; returns the limit (0: none installed)."""
+    limit = configured_concurrency() if limit is None else limit
+    if limit > 0:
+        app.wsgi_app = AdmissionLimit(app.wsgi_app, limit)
+    return limit
