@@ -27,7 +27,7 @@ def register(bp: Blueprint) -> None:
 
 
 @documented("Flag a running complaint as upgraded (越级投诉): stricter limits, a supervising manager",
-            request=obj({"source": SOURCE, "note": STRING}),
+            request=obj({"source": SOURCE, "note": STRING}, ["source"]),
             response=obj({"instance_id": ID, "source": STRING, "note": STRING, "flagged_at": INSTANT,
                           "supervisor": nullable(STRING)}), status=201)
 @api_login_required
