@@ -401,7 +401,7 @@ def database_cpu_seconds(database_url: str | None) -> float:
     if not database_url or not database_url.startswith("postgresql"):
         return 0.0
     name = f" {database_url.rsplit('/', 1)[-1].split('?')[0]} "
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    tick, total, postmasters = os.sysconf("SC_CLK_TCK"), 0.0, set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -410,6 +410,13 @@ def database_cpu_seconds(database_url: str | None) -> float:
             if title.startswith("postgres:") and name in title:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
                 total += (int(fields[11]) + int(fields[12])) / tick
+                postmasters.add(int(fields[1]))
+        except OSError:
+            continue
+    for pid in postmasters:  # backends that ended (a pool's overflow connections) count in their parent
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[13]) + int(fields[14])) / tick  # cutime + cstime
         except OSError:
             continue
     return total

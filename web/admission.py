@@ -4,9 +4,12 @@ A gunicorn worker process has many threads because each open agent page holds on
 screen-pop stream (Server-Sent Events), but ordinary requests are CPU-bound Python: when a
 dozen of them run at once in one process they take turns on the GIL, every database round trip
 hands the GIL to another thread and waits to get it back, transactions stay open meanwhile, and
-each request costs more CPU than alone (measured in bench/README.md). So each process lets at most
-``KEFU_API_CONCURRENCY`` ordinary requests run; the others wait on a semaphore (a blocked thread
-takes no GIL and no CPU) in the order the operating system wakes them, and none fails. Streams
+each request may cost more CPU than alone. With ``KEFU_API_CONCURRENCY`` = K > 0 each process lets
+at most K ordinary requests run; the others wait for a slot (a blocked thread takes no GIL and no
+CPU) first come, first served, and none fails. A slot is held while the request waits for the
+database too, so K must cover that wait: when the database is slow or far (or starved of CPU,
+as on a shared machine) a small K leaves the server idle. Off by default; bench/README.md has the
+figures and ``bench/http_load.py --concurrency 0,2,4`` compares limits on your machine. Streams
 never take a slot: a request that asks for ``text/event-stream`` bypasses the limit, and a
 response that turns out to be a stream (or a file handed to the server's file wrapper) gives its
 slot back as soon as the view returned, before its body is sent.
@@ -16,11 +19,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 STREAM = "text/event-stream"
-DEFAULT_CONCURRENCY = 2  # per process; gunicorn runs 2 processes per core (figures: bench/README.md)
+DEFAULT_CONCURRENCY = 0  # off: on a shared machine a limit cost throughput (bench/README.md); measure yours
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -49,10 +53,38 @@ def wants_stream(environ: Environ) -> bool:
     return STREAM in environ.get("HTTP_ACCEPT", "")
 
 
+class FifoSlots:
+    """``limit`` slots handed to waiters in arrival order. A freed slot goes straight to the
+    longest waiter, so a request that just arrived never overtakes it (``threading.Semaphore``
+    lets it, which stretches the slowest answers under load)."""
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.Lock()
+        self._free = limit
+        self._queue: deque[threading.Lock] = deque()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._free and not self._queue:
+                self._free -= 1
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._queue.append(turn)
+        turn.acquire()  # released by the holder that hands its slot over
+
+    def release(self) -> None:
+        with self._lock:
+            if self._queue:
+                self._queue.popleft().release()  # the slot passes on, never freed in between
+            else:
+                self._free += 1
+
+
 class AdmissionLimit:
     """WSGI middleware: ``limit`` ordinary requests at a time in this process, streams apart.
 
-    One instance per process (its semaphore is this process's); install it after the fork.
+    One instance per process (its slots are this process's); install it after the fork.
     ``running``/``waiting`` are read by tests and may be logged; they are approximate by design.
     """
 
@@ -61,7 +93,7 @@ class AdmissionLimit:
             raise ValueError("an admission limit needs at least one slot")
         self.app = app
         self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
+        self._slots = FifoSlots(limit)
         self._count = threading.Lock()
         self.running = 0
         self.waiting = 0

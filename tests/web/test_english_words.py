@@ -27,7 +27,7 @@ def test_every_billing_code_shown_on_the_360_page_has_an_english_word():
     tables = {"level": codes.LEVELS, "customer_type": codes.CUSTOMER_TYPES, "id_type": codes.ID_TYPES,
               "language": codes.LANGUAGES, "service_type": codes.SERVICE_TYPES,
               "subscription_status": codes.SUBSCRIPTION_STATUSES, "status_reason": codes.STATUS_REASONS,
-              "feature": codes.FEATURES, "bill_status": codes.BILL_STATUSES,
+              "feature": codes.FEATURES, "bill_item": codes.BILL_ITEMS, "bill_status": codes.BILL_STATUSES,
               "payment_channel": codes.PAYMENT_CHANNELS, "record_type": codes.RECORD_TYPES,
               "roaming": codes.ROAMING, "long_distance": codes.LONG_DISTANCE,
               "blacklist_reason": codes.BLACKLIST_REASONS, "order_status": codes.ORDER_STATUSES,
@@ -41,14 +41,15 @@ def test_the_360_page_in_english_shows_billing_words_in_english(client, billing)
     _login(client, "agent1", "en")
     html = client.get(f"/customers/{VIP_NUMBER}?reason=enquiry&month=2026-11").get_data(as_text=True)
     assert "Service language" in html and "王建国" in html  # English UI, the customer's own name
-    for word in ("VIP customer", "Resident ID card", "Individual", "Mandarin", "GSM mobile", "Active"):
+    for word in ("VIP customer", "Resident ID card", "Individual", "Mandarin", "GSM mobile", "Active",
+                 "Monthly fee"):
         assert word in html, word
     cells = _cells(html)
     chinese_labels = {label for table in (codes.ID_TYPES, codes.CUSTOMER_TYPES, codes.LANGUAGES,
                                           codes.SUBSCRIPTION_STATUSES, codes.PAYMENT_CHANNELS, codes.ROAMING,
                                           codes.LONG_DISTANCE, codes.RECORD_TYPES, codes.FEATURES,
-                                          codes.BILL_STATUSES) for label in table.values()}
-    # A label as a word of its own (a bill item's name such as 本地通话费 is billing's data).
+                                          codes.BILL_STATUSES, codes.BILL_ITEMS) for label in table.values()}
+    # A label as a word of its own (短信 is inside 短信费).
     assert not [label for label in chinese_labels
                 if re.search(rf"(?<![\u4e00-\u9fff]){re.escape(label)}(?![\u4e00-\u9fff])", cells)]
 
@@ -56,7 +57,7 @@ def test_the_360_page_in_english_shows_billing_words_in_english(client, billing)
 def test_the_360_page_in_chinese_keeps_the_connectors_labels(client, billing):
     _login(client, "agent1", "zh_CN")
     html = client.get(f"/customers/{VIP_NUMBER}?reason=enquiry&month=2026-11").get_data(as_text=True)
-    for word in ("VIP客户", "居民身份证", "个人", "普通话", "正常"):
+    for word in ("VIP客户", "居民身份证", "个人", "普通话", "正常", "月租费"):
         assert word in html, word
     assert "Resident ID card" not in html
 
