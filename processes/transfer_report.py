@@ -6,7 +6,7 @@ day it was recorded (``created_day``). No workflow is read.
 Every figure counts the transfers *recorded* in the period (a cohort, Beijing days), by partner
 province (the other side, the national centre included), direction (``out`` sent to the home
 province or escalated to the national centre, ``in`` received from a visited province or
-dispatched by the national centre) or day:
+dispatched by the national centre), day or month (the days added up, processes/report_months.py):
 
 * **transferred** 转递量 — dispatches sent or received;
 * **acknowledged** 已确认 — the receiving side confirmed the dispatch (its success mark);
@@ -23,7 +23,7 @@ dispatched by the national centre) or day:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -34,11 +34,12 @@ from sqlalchemy.orm import Session
 from engine.database import READ_ONLY
 from engine.errors import ValidationFailed
 
+from . import report_months
 from .complaint_facts import MAX_DAYS
 from .roaming import FAILED, IN, OUT, RoamingTransfer
 
 MEASURES = ("transferred", "acknowledged", "answered", "answered_in_time", "overdue", "failed", "national")
-DIMENSIONS = ("partner", "direction", "day")
+DIMENSIONS = ("partner", "direction", "day", report_months.MONTH)
 DIRECTIONS = (OUT, IN)
 
 
@@ -46,7 +47,7 @@ DIRECTIONS = (OUT, IN)
 class Period:
     start: date
     end: date          # inclusive
-    by: str            # partner | direction | day
+    by: str            # partner | direction | day | month
 
 
 def check_period(start: str | None, end: str | None, by: str | None) -> Period:
@@ -101,15 +102,18 @@ def report_query(period: Period, now: datetime, national: str | None) -> Select[
 
 def report(session: Session, period: Period, now: datetime,
            national: str | None) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """``(items, totals)`` of integer counts (key: the partner's code, ``out``/``in``, or the day
-    as YYYY-MM-DD), read on a connection of its own that takes no write lock."""
+    """``(items, totals)`` of integer counts (key: the partner's code, ``out``/``in``, the day
+    as YYYY-MM-DD or the month as YYYY-MM), read on a connection of its own that takes no write lock."""
+    monthly = period.by == report_months.MONTH
     bind = session.get_bind()
     db = bind.engine if isinstance(bind, Connection) else bind
     with db.connect() as connection:
         rows = connection.execution_options(**{READ_ONLY: True}).execute(
-            report_query(period, now, national)).all()
+            report_query(replace(period, by="day") if monthly else period, now, national)).all()
     items = [{"key": row.key.isoformat() if isinstance(row.key, date) else row.key,
               **{m: int(getattr(row, m) or 0) for m in MEASURES}} for row in rows]
+    if monthly:  # by day, then added up per month
+        items = report_months.fold(items, MEASURES)
     if period.by == "direction":  # sent before received, whatever the codes' alphabet says
         items.sort(key=lambda item: DIRECTIONS.index(item["key"]) if item["key"] in DIRECTIONS else 2)
     return items, {m: sum(int(item[m]) for item in items) for m in MEASURES}
@@ -119,6 +123,9 @@ def drill_down(period: Period, key: str | None, measure: str, now: datetime, nat
     """The ids of the cases behind one figure (``key`` None: every key)."""
     if measure not in MEASURES:
         raise ValidationFailed("unknown figure", {"measure": f"one of {', '.join(MEASURES)}"})
+    if key is not None and period.by == report_months.MONTH:  # the month's days within the period
+        first, last = report_months.days_of(key, period.start, period.end)
+        period, key = replace(period, start=first, end=last), None
     query = select(_t.instance_id).where(_t.created_day.between(period.start, period.end),
                                          _t.instance_id.is_not(None), conditions(now, national)[measure])
     if key is None:

@@ -9,6 +9,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -28,19 +30,40 @@ FIELDS = ("name", "metric", "scope", "scope_value", "comparison", "threshold", "
           "notify_user_id", "active")
 
 
-def scope_values() -> dict[str, dict[str, str]]:
-    """The departments and categories a rule may be scoped to, code → Chinese name (the rules and
-    their alerts are worded in Chinese), from the deployed complaint forms and the groups."""
-    names = labels(in_english=False)
+# The rules' words in the page's language (processes/threshold_alerts.py words them in Chinese
+# for the managers' texts and the audit log).
+METRICS = {"first_reply_rate": _l("First-reply-in-time rate"), "handled_rate": _l("Handled-in-time rate"),
+           "reply_rate": _l("Customer reply rate"), "satisfaction_rate": _l("Satisfaction rate"),
+           "overdue": _l("Number of overdue cases"), "unsatisfied": _l("Number of unsatisfied cases"),
+           "escalations": _l("Overdue alerts raised"), "received": _l("Number of cases received")}
+SCOPES = {"all": _l("All complaints"), "department": _l("Responsible department"),
+          "category": _l("Complaint category")}
+COMPARISONS = {"lt": _l("is below"), "le": _l("is at most"), "gt": _l("is above"), "ge": _l("is at least")}
+PERIODS = {"day": _l("Today"), "month": _l("This month")}
+
+
+def scope_values(in_english: bool | None = None) -> dict[str, dict[str, str]]:
+    """The departments and categories a rule may be scoped to, code → name (in the page's language
+    unless asked), from the deployed complaint forms and the groups."""
+    names = labels(in_english=in_english)
     return {"department": names["department"], "category": names["category"]}
+
+
+def describe(rule: AlertRule, names: dict[str, dict[str, str]] | None = None) -> str:
+    """The rule in one sentence of the page's language, e.g. 当日 全部投诉 首次答复及时率 低于 95.0%."""
+    value = rule.scope_value and ((names or {}).get(rule.scope) or {}).get(rule.scope_value, rule.scope_value)
+    scope = _("%(scope)s “%(value)s”", scope=SCOPES[rule.scope], value=value) if value else str(SCOPES[rule.scope])
+    return _("%(period)s, %(scope)s: %(metric)s %(comparison)s %(threshold)s", period=PERIODS[rule.period],
+             scope=scope, metric=METRICS[rule.metric], comparison=COMPARISONS[rule.comparison],
+             threshold=rules_.number(rule.metric, rule.threshold))
 
 
 def choices() -> dict[str, Any]:
     """What the form offers: metrics, scopes and their departments / categories, comparisons,
     periods, the managers with a mobile."""
-    return {"metrics": {k: v[0] for k, v in rules_.METRICS.items()}, "scopes": rules_.SCOPES,
-            "scope_values": scope_values(), "comparisons": rules_.COMPARISONS, "periods": rules_.PERIODS,
-            "duty": [u for u in managers(db.session) if u.phone], "rates": set(rules_.RATE_FIGURES)}
+    return {"metrics": METRICS, "scopes": SCOPES, "scope_values": scope_values(), "comparisons": COMPARISONS,
+            "periods": PERIODS, "duty": [u for u in managers(db.session) if u.phone],
+            "rates": set(rules_.RATE_FIGURES)}
 
 
 @bp.app_template_global()
@@ -60,8 +83,8 @@ def view(alert: rules_.ThresholdAlert, rule: AlertRule,
     start = date.fromisoformat(alert.period_key + ("-01" if len(alert.period_key) == 7 else ""))
     end = start if len(alert.period_key) == 10 else (start + timedelta(days=31)).replace(day=1) - timedelta(days=1)
     return {"id": alert.id, "rule_id": rule.id, "rule": rule.name, "period": alert.period_key,
-            "raised_at": alert.raised_at, "metric": rules_.METRICS[rule.metric][0],
-            "value": rules_.number(rule.metric, alert.value), "condition": rules_.describe(rule, names),
+            "raised_at": alert.raised_at, "metric": str(METRICS[rule.metric]),
+            "value": rules_.number(rule.metric, alert.value), "condition": describe(rule, names),
             "cases": alert.cases, "texted": alert.texted, "start": start.isoformat(), "end": end.isoformat(),
             "by": rule.scope if rule.scope != "all" else "day", "key": rule.scope_value}
 
@@ -73,7 +96,7 @@ def index() -> Any:
     names = dict(db.session.execute(select(User.id, User.display_name)).all())
     scopes = scope_values()
     return render_template("report_alert_rules.html", rules=rows, names=names,
-                           describe=lambda rule: rules_.describe(rule, scopes),
+                           describe=lambda rule: describe(rule, scopes),
                            alerts=threshold_alerts_for(current_user, 50))
 
 
@@ -97,7 +120,7 @@ def _form(rule: AlertRule | None) -> Any:
         values = {name: request.form.get(name, "") for name in FIELDS}
         values["active"] = "1" if request.form.get("active") else "0"
         try:
-            rules_.save_rule(db.session, rule, values, current_user.username, utcnow(), known=scope_values())
+            rules_.save_rule(db.session, rule, values, current_user.username, utcnow(), known=scope_values(in_english=False))
         except ValidationFailed as exc:
             db.session.rollback()
             return render_template("report_alert_rule_form.html", rule=rule, values=values, errors=exc.fields,

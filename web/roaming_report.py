@@ -30,7 +30,8 @@ from .reports import _default_period, rate
 bp = Blueprint("roaming_report", __name__)
 
 TITLE = _l("Roaming complaint transfer statistics")
-DIMENSION_TITLES = {"partner": _l("Partner province"), "direction": _l("Transfer direction"), "day": _l("Date")}
+DIMENSION_TITLES = {"partner": _l("Partner province"), "direction": _l("Transfer direction"), "day": _l("Date"),
+                    "month": _l("Month")}
 MEASURE_TITLES = {"transferred": _l("Transfers (count)"), "acknowledged": _l("Acknowledged by the other side"),
                   "answered": _l("Answered (count)"), "answered_in_time": _l("Answered in time (count)"),
                   "overdue": _l("Overdue transfers"), "failed": _l("Failed (refused or unconfirmed)"),

@@ -165,3 +165,51 @@ def test_only_managers_read_it_and_bad_input_is_named(yn):
     assert bad.status_code == 422 and set(bad.get_json()["fields"]) == {"to", "by"}
     client.post("/login", data={"username": "agent1", "password": "kefu-demo"})
     assert client.get("/reports/roaming").status_code == 403
+
+
+def test_by_month_adds_the_days_up_and_opens_a_month(yn):
+    """``by=month``: the day report added up per calendar month (keys YYYY-MM), in the API, the
+    page, CSV and XLSX, and a month's figure lists that month's cases only."""
+    from openpyxl import load_workbook
+
+    from processes.roaming import RoamingTransfer
+    from web.extensions import db
+
+    client = yn.test_client()
+    cases = _exchange(client)
+    today = datetime.now(UTC).astimezone(LOCAL_TZ).date()
+    last_month_day = today.replace(day=1) - timedelta(days=1)
+    with yn.app_context():  # the late dispatch was recorded last month
+        row = db.session.scalar(select(RoamingTransfer).where(RoamingTransfer.instance_id == cases["late"]))
+        row.created_day = last_month_day
+        db.session.commit()
+    this_month, last_month = f"{today:%Y-%m}", f"{last_month_day:%Y-%m}"
+    manager, start, end = _token(client, "manager1"), last_month_day.replace(day=1).isoformat(), today.isoformat()
+
+    body = client.get(f"/api/v1/reports/roaming?from={start}&to={end}&by=month", headers=manager)
+    assert body.status_code == 200, body.get_json()
+    items = body.get_json()["items"]
+    assert [(i["key"], i["label"], i["transferred"], i["answered"], i["overdue"]) for i in items] \
+        == [(last_month, last_month, 1, 1, 1), (this_month, this_month, 4, 1, 0)]
+    assert body.get_json()["totals"]["transferred"] == 5
+    csv_text = client.get(f"/api/v1/reports/roaming?from={start}&to={end}&by=month&format=csv",
+                          headers=manager).get_data(as_text=True)
+    assert csv_text.startswith("\ufeff编码,月份,") and f"{this_month},{this_month},4," in csv_text
+
+    client.post("/login", data={"username": "manager1", "password": "kefu-demo"})
+    page = client.get(f"/reports/roaming?from={start}&to={end}&by=month").get_data(as_text=True)
+    assert '<option value="month" selected>月份</option>' in page and f"key={last_month}" in page
+    sheet = load_workbook(io.BytesIO(client.get(f"/reports/roaming.xlsx?from={start}&to={end}&by=month").data)).active
+    assert (sheet["B2"].value, sheet["A3"].value, sheet["C3"].value, sheet["C4"].value) == ("月份", last_month, 1, 4)
+
+    drill = client.get(f"/cases?report=roaming&measure=transferred&by=month&key={last_month}&from={start}&to={end}")
+    listed = drill.get_data(as_text=True)
+    assert drill.status_code == 200 and f"/cases/{cases['late']}\"" in listed
+    assert f"/cases/{cases['in_time']}\"" not in listed
+    assert f"/cases/{cases['in_time']}\"" in client.get(
+        f"/cases?report=roaming&measure=transferred&by=month&key={this_month}&from={start}&to={end}").get_data(as_text=True)
+    assert client.get(f"/cases?report=roaming&measure=transferred&by=month&key=2026-13&from={start}&to={end}"
+                      ).status_code == 422
+    operation = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/reports/roaming"]["get"]
+    (by,) = [p for p in operation["parameters"] if p["name"] == "by"]
+    assert "month" in by["schema"]["enum"]

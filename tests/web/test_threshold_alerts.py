@@ -209,3 +209,15 @@ def test_api_rules_and_alerts(ctx, client, token):
     assert changed.status_code == 200 and changed.get_json()["active"] is False
     assert changed.get_json()["threshold"] == 0  # the other fields kept
     assert [r["active"] for r in client.get(url, headers=token("manager1")).get_json()["items"]] == [False]
+
+
+def test_the_rules_page_speaks_english_when_chosen(ctx, client):
+    session, _engine = ctx
+    _rule(session, name="Net overdue", metric="overdue", scope="department", scope_value="network",
+          comparison="gt", threshold=3, period="month")
+    _sign_in(client, "manager1")
+    client.get("/lang/en")
+    listing = client.get("/reports/alert-rules").get_data(as_text=True)
+    assert "This month, Responsible department “" in listing and "Number of overdue cases is above 3" in listing
+    form = client.get("/reports/alert-rules/new").get_data(as_text=True)
+    assert "First-reply-in-time rate" in form and "首次答复及时率" not in form and "当月" not in form

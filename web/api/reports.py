@@ -11,7 +11,7 @@ leader gets the same report counting only the city's cases.
 ``GET /reports/acceptance``, ``/reports/callbacks`` and ``/reports/dunning`` (same ``from``/``to``,
 ``by=kind|day``, JSON or CSV): business acceptance by request type, callbacks / return visits by
 kind, dunning by billing month; figures defined in ``processes/case_facts.py`` (``read_reports``).
-``GET /reports/roaming`` (``by=partner|direction|day``, JSON or CSV): the roaming complaint
+``GET /reports/roaming`` (``by=partner|direction|day|month``, JSON or CSV): the roaming complaint
 transfers, figures defined in ``processes/transfer_report.py`` (``read_reports``).
 
 Threshold alert rules (processes/threshold_alerts.py): ``GET|POST /reports/alert-rules``,
@@ -36,7 +36,7 @@ from .. import roaming_report as roaming_report_
 from .. import service_reports
 from ..errors import error_response
 from ..extensions import db
-from ..report_alerts import scope_values
+from ..report_alerts import describe, scope_values
 from ..reports import complaint_table, csv_response
 from .guards import api_login_required
 from .openapi import BOOLEAN, ID, INSTANT, INTEGER, STRING, documented, items_of, nullable, obj
@@ -106,7 +106,7 @@ def _rule_item(rule: rules_.AlertRule) -> dict[str, Any]:
 
 def _describe(rule: rules_.AlertRule) -> str:
     """The rule's sentence, naming its department or category (not its code)."""
-    return rules_.describe(rule, scope_values() if rule.scope_value else None)
+    return describe(rule, scope_values() if rule.scope_value else None)
 
 
 def _refused(permission: str) -> Any:
@@ -131,7 +131,7 @@ def list_rules():
 def create_rule():
     if (refused := _refused("manage_alert_rules")) is not None:
         return refused
-    rule = rules_.save_rule(db.session, None, json_body(), g.api_user.username, utcnow(), known=scope_values())
+    rule = rules_.save_rule(db.session, None, json_body(), g.api_user.username, utcnow(), known=scope_values(in_english=False))
     db.session.commit()
     return jsonify(_rule_item(rule)), 201
 
@@ -147,7 +147,7 @@ def update_rule(rule_id: int):
         raise NotFound(f"alert rule {rule_id} not found")
     current = {name: getattr(rule, name) for name in RULE_FIELDS}
     rules_.save_rule(db.session, rule, {**current, **json_body()}, g.api_user.username, utcnow(),
-                     known=scope_values())
+                     known=scope_values(in_english=False))
     db.session.commit()
     return jsonify(_rule_item(rule))
 
@@ -213,7 +213,7 @@ def dunning_report():
 ROAMING_FIGURES: dict[str, Any] = {m: INTEGER for m in transfer_report.MEASURES}
 
 
-@documented("Roaming complaint transfer statistics by partner province, direction (out | in) or day: "
+@documented("Roaming complaint transfer statistics by partner province, direction (out | in), day or month: "
             "transferred, acknowledged, answered, answered in time, overdue, failed, national escalations "
             "(JSON, or CSV)",
             response=obj({"items": {"type": "array", "items": obj({"key": nullable(STRING), "label": STRING,
