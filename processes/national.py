@@ -198,19 +198,29 @@ def deliver_answer(session: Session, partners: Partners, engine: Engine, row: Ro
 
 # -- the receiving end ---------------------------------------------------------------------------
 ROAMING, ESCALATION_IN, NATIONAL_DISPATCH, ESCALATION_OUT = "roaming", "escalation_in", "national_dispatch", "escalation_out"
+DISPATCH_DOWN = "dispatch_down"  # the national centre's own dispatch to a province (下发至省公司)
+
+
+def is_centre(partners: Partners) -> bool:
+    """Whether this deployment is the national centre: its own entry in the partners file is
+    marked ``"national": true``."""
+    return partners.is_national(partners.company)
 
 
 def kind_of(partners: Partners, row: RoamingTransfer) -> str:
     """What a transfer is, for its wording: a roaming transfer between provinces; a province's
     escalation received here (we are the national centre: our own entry is marked national, or the
     dispatch carries the escalation's mark); a dispatch from the national centre received by a
-    province; or our own escalation sent up."""
+    province; our own escalation sent up; or, at the national centre, its dispatch down to a
+    province."""
     if row.direction == OUT:
-        return ESCALATION_OUT if partners.is_national(row.partner) else ROAMING
+        if partners.is_national(row.partner):
+            return ESCALATION_OUT
+        return DISPATCH_DOWN if is_centre(partners) else ROAMING
     if partners.is_national(row.company_code):
         return NATIONAL_DISPATCH
     problem = str((row.dispatch or {}).get("problem") or "")
-    if partners.is_national(partners.company) or problem.startswith(MARK):
+    if is_centre(partners) or problem.startswith(MARK):
         return ESCALATION_IN
     return ROAMING
 

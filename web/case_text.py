@@ -53,7 +53,7 @@ _HEADLINES = {
 }
 _MESSAGES = {"sms_reply": _l("The customer replied by SMS"), "dunning_paid": _l("Payment received"),
              "return_visit": _l("The return visit's result came back"),
-             "national_escalation": _l("Waiting for the national center's answer (等待全国中心答复)"),
+             "national_escalation": _l("Waiting for the national center's answer"),
              "national_answer": _l("The national center's answer came back")}
 _PEER_STATES = {
     "delivered": _l("SMS delivered to the handset"), "undeliverable": _l("SMS could not be delivered"),
