@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from engine.models import AuditEvent
+from processes import national
 
 from .admin_event_text import admin_sentence
 from .sms_words import recipient, sms_facts
@@ -51,6 +52,8 @@ _HEADLINES = {
     "task_auto_assigned": _l("Assigned by the system"),
     "upgraded": _l("Upgraded complaint"),
 }
+# A dispatch sent (the transfer case) and a complaint passed on to one (processes/roaming.py).
+_DISPATCH_KINDS = ("roaming_sent", "roaming_transferred")
 _MESSAGES = {"sms_reply": _l("The customer replied by SMS"), "dunning_paid": _l("Payment received"),
              "return_visit": _l("The return visit's result came back"),
              "national_escalation": _l("Waiting for the national center's answer"),
@@ -119,9 +122,17 @@ def event_sentence(event: AuditEvent) -> Sentence:
             words = _l("SMS delivered") if state == "delivered" else words
         detail = _("“%(title)s” to %(whom)s", title=facts.title, whom=recipient(facts)) if facts and facts.title else ""
         return Sentence(str(words) if words else _("SMS status: %(state)s", state=state), detail)
+    if kind in _DISPATCH_KINDS and _at_centre():  # the national centre's dispatch down (下发至省公司)
+        return Sentence(_("Dispatched to the province"), message)
     if kind in _HEADLINES:
         return Sentence(str(_HEADLINES[kind]), message)
     return Sentence(message or _("Recorded event"), "")
+
+
+def _at_centre() -> bool:
+    """Whether this deployment is the national centre (processes/national.py, is_centre)."""
+    exchange = current_app.extensions.get("kefu_roaming")
+    return exchange is not None and national.is_centre(exchange.partners)
 
 
 def reason_in_words(reason: str) -> str:

@@ -51,10 +51,15 @@ NATIONAL = _l("Escalated to the national center")
 TITLES = {national.ROAMING: _l("Roaming complaint transfer"),
           national.ESCALATION_OUT: _l("Escalation to the national center"),
           national.ESCALATION_IN: _l("Escalation from a province to the national center"),
-          national.NATIONAL_DISPATCH: _l("Dispatch from the national center")}
+          national.NATIONAL_DISPATCH: _l("Dispatch from the national center"),
+          national.DISPATCH_DOWN: _l("Dispatch from the national center to a province")}
+DISPATCHED_DOWN = _l("Dispatched to the province")  # 下发至省公司: the centre's own dispatch
 KIND_DIRECTIONS = {national.ESCALATION_OUT: NATIONAL,
                    national.ESCALATION_IN: _l("Escalated here by the province"),
-                   national.NATIONAL_DISPATCH: _l("Dispatched here by the national center")}
+                   national.NATIONAL_DISPATCH: _l("Dispatched here by the national center"),
+                   national.DISPATCH_DOWN: DISPATCHED_DOWN}
+# At the national centre every dispatch goes down to a province and every one received is an escalation.
+CENTRE_DIRECTIONS = {roaming.OUT: DISPATCHED_DOWN, roaming.IN: KIND_DIRECTIONS[national.ESCALATION_IN]}
 
 
 def add_roaming(app: Flask, registry: Registry) -> None:
@@ -112,8 +117,9 @@ def statistics() -> Any:
     partners = exchange_partners()
     lines = roaming.statistics(db.session, since=utcnow() - timedelta(days=days))
     totals = {d: [line for line in lines if line.direction == d] for d in (roaming.OUT, roaming.IN)}
-    return render_template("roaming.html", lines=lines, totals=totals, days=days, partners=partners,
-                           directions=DIRECTIONS, rows=roaming.transfers(db.session, limit=50),
+    centre = national.is_centre(partners)
+    return render_template("roaming.html", lines=lines, totals=totals, days=days, partners=partners, centre=centre,
+                           directions=CENTRE_DIRECTIONS if centre else DIRECTIONS, rows=roaming.transfers(db.session, limit=50),
                            ours=OUR_STATE, row_direction=partial(row_direction, partners))
 
 

@@ -33,7 +33,9 @@ def province_and_centre(tmp_path, monkeypatch) -> Iterator[tuple[Deployment, Dep
     yn_file = _partners_file(tmp_path / "yn-partners.json", [
         {"code": "QG", "name": "全国客服中心", "url": f"http://127.0.0.1:{qg_port}", "secret": SECRET,
          "national": True}])
-    qg_file = _partners_file(tmp_path / "qg-partners.json", [
+    qg_file = _partners_file(tmp_path / "qg-partners.json", [  # the centre knows itself as national
+        {"code": "QG", "name": "全国客服中心", "url": f"http://127.0.0.1:{qg_port}", "secret": SECRET,
+         "national": True},
         {"code": "YN", "name": "云南联通", "url": f"http://127.0.0.1:{yn_port}", "secret": SECRET,
          "prefixes": ["1300871"]}])
     yn = Deployment(_make_app(tmp_path / "yn", "YN", yn_file), f"http://127.0.0.1:{yn_port}", yn_port).start()
@@ -148,9 +150,53 @@ def test_a_dispatch_from_the_national_centre_is_worded_as_one_and_upgraded(provi
     page = _page(yn, f"/cases/{incoming['instance_id']}", user="leader1")
     assert "全国中心派单：全国客服中心 派单" in page and "全国中心派单 " + incoming["serial_no"] in page
     assert "漫游投诉转递" not in page
+    # The centre's side words its own dispatch as one sent down (下发至省公司), not as a roaming transfer.
+    centre_page = _page(qg, f"/cases/{started.json()['id']}", user="leader1")
+    assert "全国中心下发至省公司</h2>" in centre_page and "下发至省公司（云南联通）" in centre_page
+    assert "<b>下发至省公司</b>" in centre_page  # the history's line
+    assert "转递归属地" not in centre_page and "漫游投诉转递</h2>" not in centre_page
+    listed = _page(qg, "/roaming", user="manager1")
+    assert "<td>下发至省公司</td>" in listed and "转递归属地" not in listed
     with yn.app.app_context():
         from slas.upgrades import is_upgraded
         from web.extensions import db
 
         assert is_upgraded(db.session, incoming["instance_id"])  # 越级投诉: stricter limits
         db.session.remove()
+
+
+def test_only_the_centre_words_a_dispatch_down_to_a_province(app):
+    """Who words a dispatch as 下发至省公司: the national centre (its own entry marked national) for
+    its dispatches to a province — in the transfer's kind and in the history's lines (the
+    transfer case's dispatch, a complaint passed on); a province keeps 转递归属地."""
+    from engine.models import AuditEvent
+    from processes import national
+    from processes.roaming import IN, OUT, RoamingTransfer
+    from processes.roaming_partners import Partner, Partners
+    from web.case_text import event_sentence
+
+    qg, yn, gd = (Partner("QG", "全国客服中心", "", "", national=True), Partner("YN", "云南联通", "", "", ("1300871",)),
+                  Partner("GD", "广东联通", "", "", ("1300020",)))
+    centre = Partners("QG", {p.code: p for p in (qg, yn, gd)})
+    province = Partners("YN", {p.code: p for p in (qg, yn, gd)})
+    down = RoamingTransfer(direction=OUT, company_code="QG", partner="YN")
+    assert (national.is_centre(centre), national.kind_of(centre, down)) == (True, national.DISPATCH_DOWN)
+    assert national.kind_of(province, RoamingTransfer(direction=OUT, company_code="YN", partner="GD")) == national.ROAMING
+    assert national.kind_of(province, RoamingTransfer(direction=OUT, company_code="YN", partner="QG")) \
+        == national.ESCALATION_OUT
+    assert national.kind_of(centre, RoamingTransfer(direction=IN, company_code="YN", partner="YN", dispatch={})) \
+        == national.ESCALATION_IN
+    # a centre whose own entry is not marked national does not know itself as the centre
+    assert national.kind_of(Partners("QG", {"YN": yn}), down) == national.ROAMING
+
+    passed_on = AuditEvent(kind="roaming_transferred", message="→ 云南联通")
+    sent = AuditEvent(kind="roaming_sent", message="电子派单 QG20261206000001 → 云南联通")
+    exchange = app.extensions["kefu_roaming"]
+    with app.test_request_context("/"):
+        exchange.partners = province
+        assert event_sentence(passed_on).title == "已转递归属地省处理"
+        exchange.partners = centre
+        assert (event_sentence(passed_on).title, event_sentence(passed_on).detail) == ("下发至省公司", "→ 云南联通")
+        assert event_sentence(sent).title == "下发至省公司"
+    with app.test_request_context("/?lang=en"):
+        assert event_sentence(sent).title == "Dispatched to the province"
