@@ -33,7 +33,11 @@ from .extensions import db
 
 bp = Blueprint("calls", __name__)
 POLL_SECONDS = 1.0        # the database check for pops written by other processes
-HEARTBEAT_SECONDS = 10.0  # a comment line keeps proxies from closing an idle stream
+# A comment line on every wake: it keeps proxies from closing an idle stream, and writing is how
+# the server learns that the browser left (an agent moving on to the next page): the thread is
+# free within a second instead of holding on until the stream's end (a quick agent, or a page
+# sweep, would otherwise hold every server thread).
+HEARTBEAT_SECONDS = POLL_SECONDS
 MAX_POP_AGE = timedelta(minutes=2)  # a pop the browser missed for longer is no news any more
 RECENT_CALLS = 100
 _PHONE = re.compile(r"^\+?\d{3,20}$", re.ASCII)

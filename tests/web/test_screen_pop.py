@@ -397,3 +397,18 @@ def test_pop_carries_the_callers_customer_level_when_billing_knows_it(app: Flask
     assert response.status_code == 202
     (pop,) = rows(app, ScreenPop)
     assert pop.payload["level"] == "vip" and pop.payload["level_label"] == "VIP客户"
+
+
+def test_an_idle_stream_writes_every_second_so_a_browser_that_left_frees_its_thread(app: Flask) -> None:
+    """The server only learns that the browser moved on when it writes: an idle stream writes a
+    comment line on every wake (each second), not once in ten, so a thread is never held long."""
+    import time
+
+    app.config["KEFU_POP_STREAM_SECONDS"] = 10
+    response = signed_in(app, "agent1").get("/calls/stream", buffered=False)
+    chunks = iter(response.response)
+    assert next(chunks).startswith(b"retry")
+    started = time.monotonic()
+    beat = next(chunks)
+    assert beat.startswith(b": keep-alive") and time.monotonic() - started < 2.5
+    response.close()
