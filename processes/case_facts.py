@@ -50,8 +50,8 @@ from engine.db import Base
 from engine.errors import ValidationFailed
 from engine.models import HumanTask, ProcessInstance
 
-from . import report_months
-from .complaint_facts import MAX_DAYS, NONE_KEY, SATISFIED, UNSATISFIED, beijing_day
+from . import complaint_facts, report_months
+from .complaint_facts import NONE_KEY, SATISFIED, UNSATISFIED, beijing_day
 
 
 @dataclass(frozen=True)
@@ -237,26 +237,9 @@ class Period:
 def check_period(subject: str, start: str | None, end: str | None, by: str | None) -> Period:
     """The report's subject, ``from``/``to`` (YYYY-MM-DD, inclusive) and ``by``; ValidationFailed
     naming the fields otherwise."""
-    fields: dict[str, str] = {}
-    days: dict[str, date] = {}
-    for name, value in (("from", start), ("to", end)):
-        try:
-            if len(value or "") != 10:
-                raise ValueError
-            days[name] = date.fromisoformat(value or "")
-        except ValueError:
-            fields[name] = "required, as YYYY-MM-DD"
-    if (by or "") not in DIMENSIONS:
-        fields["by"] = f"one of {', '.join(DIMENSIONS)}"
-    if subject not in SUBJECTS:
-        fields["report"] = f"one of {', '.join(SUBJECTS)}"
-    if not fields and days["to"] < days["from"]:
-        fields["to"] = "must not be before from"
-    if not fields and (days["to"] - days["from"]).days >= MAX_DAYS:
-        fields["to"] = f"a report covers at most {MAX_DAYS} days"
-    if fields:
-        raise ValidationFailed("the report's period or grouping is not valid", fields)
-    return Period(SUBJECTS[subject], days["from"], days["to"], str(by))
+    unknown = {} if subject in SUBJECTS else {"report": f"one of {', '.join(SUBJECTS)}"}
+    period = complaint_facts.check_period(start, end, by, DIMENSIONS, unknown)
+    return Period(SUBJECTS[subject], period.start, period.end, period.by)
 
 
 _facts = CaseFact.metadata.tables[CaseFact.__tablename__]

@@ -321,10 +321,12 @@ class Period:
     by: str
 
 
-def check_period(start: str | None, end: str | None, by: str | None) -> Period:
-    """The report's ``from``/``to`` (YYYY-MM-DD, Beijing days, inclusive) and ``by``; a
-    ValidationFailed with the fields otherwise."""
-    fields: dict[str, str] = {}
+def check_period(start: str | None, end: str | None, by: str | None,
+                 dimensions: Sequence[str] = DIMENSIONS, problems: Mapping[str, str] | None = None) -> Period:
+    """A report's ``from``/``to`` (YYYY-MM-DD, Beijing days, inclusive) and ``by`` (one of
+    ``dimensions``); a ValidationFailed with the fields otherwise, ``problems`` (the caller's own
+    findings, e.g. an unknown report) included."""
+    fields: dict[str, str] = dict(problems or {})
     days: dict[str, date] = {}
     for name, value in (("from", start), ("to", end)):
         try:
@@ -333,8 +335,8 @@ def check_period(start: str | None, end: str | None, by: str | None) -> Period:
                 raise ValueError
         except ValueError:
             fields[name] = "required, as YYYY-MM-DD"
-    if (by or "") not in DIMENSIONS:
-        fields["by"] = f"one of {', '.join(DIMENSIONS)}"
+    if (by or "") not in dimensions:
+        fields["by"] = f"one of {', '.join(dimensions)}"
     if not fields and days["to"] < days["from"]:
         fields["to"] = "must not be before from"
     if not fields and (days["to"] - days["from"]).days >= MAX_DAYS:

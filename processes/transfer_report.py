@@ -23,7 +23,7 @@ dispatched by the national centre), day or month (the days added up, processes/r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -34,8 +34,7 @@ from sqlalchemy.orm import Session
 from engine.database import READ_ONLY
 from engine.errors import ValidationFailed
 
-from . import report_months
-from .complaint_facts import MAX_DAYS
+from . import complaint_facts, report_months
 from .roaming import FAILED, IN, OUT, RoamingTransfer
 
 MEASURES = ("transferred", "acknowledged", "answered", "answered_in_time", "overdue", "failed", "national")
@@ -43,34 +42,13 @@ DIMENSIONS = ("partner", "direction", "day", report_months.MONTH)
 DIRECTIONS = (OUT, IN)
 
 
-@dataclass(frozen=True)
-class Period:
-    start: date
-    end: date          # inclusive
-    by: str            # partner | direction | day | month
+Period = complaint_facts.Period  # by: partner | direction | day | month
 
 
 def check_period(start: str | None, end: str | None, by: str | None) -> Period:
     """``from``/``to`` (YYYY-MM-DD, inclusive, at most MAX_DAYS days) and ``by``;
     ValidationFailed naming the fields otherwise."""
-    fields: dict[str, str] = {}
-    days: dict[str, date] = {}
-    for name, value in (("from", start), ("to", end)):
-        try:
-            if len(value or "") != 10:
-                raise ValueError
-            days[name] = date.fromisoformat(value or "")
-        except ValueError:
-            fields[name] = "required, as YYYY-MM-DD"
-    if (by or "") not in DIMENSIONS:
-        fields["by"] = f"one of {', '.join(DIMENSIONS)}"
-    if not fields and days["to"] < days["from"]:
-        fields["to"] = "must not be before from"
-    if not fields and (days["to"] - days["from"]).days >= MAX_DAYS:
-        fields["to"] = f"a report covers at most {MAX_DAYS} days"
-    if fields:
-        raise ValidationFailed("the report's period or grouping is not valid", fields)
-    return Period(days["from"], days["to"], str(by))
+    return complaint_facts.check_period(start, end, by, DIMENSIONS)
 
 
 _t = RoamingTransfer.__table__.c
