@@ -8,15 +8,19 @@ Ticks and connector jobs run in their own processes (``kefu scheduler``, ``kefu 
 these workers. Every setting can be changed with the environment variables below.
 """
 
+import gc
 import multiprocessing
 import os
 
+from web import gunicorn_worker
 from web.admission import concurrency_from
+from web.gunicorn_worker import child_exit  # noqa: F401  (a gunicorn hook)
 
 bind = os.environ.get("KEFU_BIND") or f"127.0.0.1:{os.environ.get('KEFU_PORT', '5000')}"
 # Two processes per core: one runs Python while the other waits for the database.
 workers = int(os.environ.get("KEFU_WORKERS") or 2 * multiprocessing.cpu_count())
-worker_class = "gthread"
+# gthread (threads hold the streams) that shares new connections out evenly among the processes.
+worker_class = "web.gunicorn_worker.BalancedThreadWorker"
 threads = int(os.environ.get("KEFU_THREADS") or 16)
 # Ordinary (non-stream) requests running at once per process; read here so that a bad value stops
 # the master at start, not each worker. 0 (the default): no limit.
@@ -31,6 +35,13 @@ max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("KEFU_ACCESS_LOG") or None  # "-" for stdout
 errorlog = "-"
 proc_name = "kefu"
+
+
+def pre_fork(server, worker):  # gunicorn hook, in the master before each fork
+    # The app's objects, built once in the master, move out of the collector's reach: a worker's
+    # full collections no longer scan them (~0.1-0.3 s each) nor copy their pages on write.
+    gc.freeze()
+    gunicorn_worker.pre_fork(server, worker)
 
 
 def post_fork(server, worker):  # gunicorn hook, in each new worker

@@ -266,6 +266,11 @@ def sync(session: Session, *, force: bool = False) -> InForce:
     return load(session) if force or newest != _state.version else _state
 
 
+def due() -> bool:
+    """Whether :func:`sync` would look at the database now (callers skip opening a connection)."""
+    return _time.monotonic() - _checked_at >= SYNC_SECONDS
+
+
 def reset() -> None:
     """Back to the shipped files and configured hours (tests)."""
     global _state, _checked_at

@@ -71,7 +71,10 @@ def _sync_calendars() -> None:
     """Pick up calendars saved by another process (checks at most every 30 seconds)."""
     # On a connection of its own that only reads: in the request's session it would begin the
     # request's transaction before the view chose how (a read-only view would then take SQLite's
-    # write lock, and SQLAlchemy warns that its execution options were ignored).
+    # write lock, and SQLAlchemy warns that its execution options were ignored). Between checks no
+    # connection is taken at all: checking one out (and pinging it) cost every request a round trip.
+    if not store.due():
+        return
     try:
         with db.engine.connect() as conn, Session(bind=conn.execution_options(**{READ_ONLY: True})) as session:
             store.sync(session)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 STREAM = "text/event-stream"
-DEFAULT_CONCURRENCY = 0  # off: on a shared machine a limit cost throughput (bench/README.md); measure yours
+DEFAULT_CONCURRENCY = 2  # bench/README.md: with connections shared out evenly, 2 keeps the rate flat beyond the cores
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]

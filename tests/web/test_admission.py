@@ -198,7 +198,7 @@ def test_the_limit_is_per_process():
 
 
 def test_the_setting_is_parsed_strictly():
-    assert concurrency_from(None) == concurrency_from("") == concurrency_from("  ") == 0
+    assert concurrency_from(None) == concurrency_from("") == concurrency_from("  ") == 2  # the default
     assert concurrency_from("3") == 3 and concurrency_from(" 0 ") == 0
     for bad in ("-1", "two", "1.5"):
         with pytest.raises(ValueError, match="KEFU_API_CONCURRENCY"):

@@ -29,7 +29,9 @@ def load_config(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict:
 
 def test_gunicorn_config_processes_threads_and_fork_hook(monkeypatch):
     conf = load_config(monkeypatch)
-    assert conf["worker_class"] == "gthread"  # threads hold the screen-pop streams
+    # gthread (threads hold the screen-pop streams), sharing connections out among the processes
+    assert conf["worker_class"] == "web.gunicorn_worker.BalancedThreadWorker"
+    assert callable(conf["pre_fork"]) and callable(conf["child_exit"])
     assert conf["preload_app"] is True
     assert conf["workers"] == 2 * os.cpu_count()
     assert conf["bind"] == "127.0.0.1:5000"
@@ -133,6 +135,10 @@ def test_gunicorn_serves_with_two_processes_and_never_ticks(tmp_path):
         while len(workers := _children(server.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(workers) == 2
+        # Agents who connect at the same moment are shared out evenly, not left to the accept race.
+        for _ in range(3):
+            holders = _holders_of_simultaneous_connections(port, 4, [int(w.name) for w in workers])
+            assert sorted(holders.values()) == [2, 2], holders
         # Each worker has its own connections: concurrent requests through both are all answered.
         with requests.Session() as one, requests.Session() as two:
             answers = [s.post(f"http://127.0.0.1:{port}/api/v1/auth/token",
@@ -158,6 +164,47 @@ def test_gunicorn_serves_with_two_processes_and_never_ticks(tmp_path):
         server.wait(timeout=30)
         log.close()
     assert b"Traceback" not in (tmp_path / "gunicorn.log").read_bytes()
+
+
+def _holders_of_simultaneous_connections(port: int, count: int, pids: list[int]) -> dict[int, int]:
+    """Open ``count`` keep-alive connections at once, one request each, and count per worker
+    process how many of them it holds (read from /proc: the server end's socket inode)."""
+    import threading
+
+    barrier, sockets = threading.Barrier(count), []
+
+    def connect() -> None:
+        barrier.wait()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        assert sock.recv(64).startswith(b"HTTP/1.1 200")
+        sockets.append(sock)
+
+    threads = [threading.Thread(target=connect) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        clients = {f"0100007F:{s.getsockname()[1]:04X}" for s in sockets}
+        inodes = set()
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] == f"0100007F:{port:04X}" and fields[2] in clients:
+                inodes.add(f"socket:[{fields[9]}]")
+        held = {pid: 0 for pid in pids}
+        for pid in pids:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    held[pid] += os.readlink(fd) in inodes
+                except OSError:
+                    continue
+        assert sum(held.values()) == count, (held, inodes)
+        return held
+    finally:
+        for sock in sockets:
+            sock.close()
+        time.sleep(0.3)  # the workers see the closes before the next round
 
 
 def _children(pid: int) -> list[Path]:
