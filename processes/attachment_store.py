@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from connectors.waits import peer_wait
 from engine.errors import KefuError
 
 log = logging.getLogger("kefu.attachments")
@@ -142,7 +143,8 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
         try:
-            return action()
+            with peer_wait():
+                return action()
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if verb == "get" and code == "NoSuchKey":

@@ -8,11 +8,15 @@ each request may cost more CPU than alone. With ``KEFU_API_CONCURRENCY`` = K > 0
 at most K ordinary requests run; the others wait for a slot (a blocked thread takes no GIL and no
 CPU) first come, first served, and none fails. A slot is held while the request waits for the
 database too, so K must cover that wait: when the database is slow or far (or starved of CPU,
-as on a shared machine) a small K leaves the server idle. Off by default; bench/README.md has the
-figures and ``bench/http_load.py --concurrency 0,2,4`` compares limits on your machine. Streams
+as on a shared machine) a small K leaves the server idle. K = 2 by default: with the server's
+processes holding equal shares of the connections (``web/gunicorn_worker.py``) it keeps the rate
+flat beyond the cores where no limit lost a fifth (bench/README.md); ``bench/http_load.py
+--concurrency 0,2,4`` compares limits on your machine, 0 turns it off. Streams
 never take a slot: a request that asks for ``text/event-stream`` bypasses the limit, and a
 response that turns out to be a stream (or a file handed to the server's file wrapper) gives its
-slot back as soon as the view returned, before its body is sent.
+slot back as soon as the view returned, before its body is sent. A request that waits on a peer
+(billing's database, the object store: ``connectors.waits.peer_wait``) gives its slot back for the
+wait, so that a peer's outage (a wait up to its timeout) cannot stall a process's other agents.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from connectors.waits import set_wait_hook
 
 STREAM = "text/event-stream"
 DEFAULT_CONCURRENCY = 2  # bench/README.md: with connections shared out evenly, 2 keeps the rate flat beyond the cores
@@ -128,11 +135,31 @@ class AdmissionLimit:
         with self._count:
             self.waiting -= 1
             self.running += 1
+        _holding.limit = self
 
     def _leave(self) -> None:
+        _holding.limit = None
         with self._count:
             self.running -= 1
         self._slots.release()
+
+
+_holding = threading.local()  # the limit whose slot this thread's request holds, if any
+
+
+@contextmanager
+def slot_given_back() -> Iterator[None]:
+    """While this thread's request waits on a peer (``connectors.waits.peer_wait``), its slot
+    serves another request; afterwards it queues for one again like a new request."""
+    limit: AdmissionLimit | None = getattr(_holding, "limit", None)
+    if limit is None:
+        yield
+        return
+    limit._leave()
+    try:
+        yield
+    finally:
+        limit._enter()
 
 
 class _Released:
@@ -161,4 +188,5 @@ def limit_admission(app: Any, limit: int | None = None) -> int:
     limit = configured_concurrency() if limit is None else limit
     if limit > 0:
         app.wsgi_app = AdmissionLimit(app.wsgi_app, limit)
+        set_wait_hook(slot_given_back)
     return limit

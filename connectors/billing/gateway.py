@@ -42,6 +42,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from connectors.base import NotReady, PermanentError, TransientError
+from connectors.waits import peer_wait
 
 from . import codes
 from .schema import (
@@ -289,9 +290,10 @@ class BillingGateway:
 
     @contextmanager
     def connect(self, write: bool = False) -> Iterator[Connection]:
-        """One transaction on the billing database, with its errors translated (see the module)."""
+        """One transaction on the billing database, with its errors translated (see the module);
+        a wait on a peer (:func:`connectors.waits.peer_wait`) from connecting to the commit."""
         try:
-            with self.engine.connect() as conn:
+            with peer_wait(), self.engine.connect() as conn:
                 if write:
                     conn.execution_options(**{_WRITE: True})
                 with conn.begin():

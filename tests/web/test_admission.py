@@ -250,3 +250,76 @@ def test_the_pop_stream_passes_a_full_limit_in_the_app(app):
         assert limit.running == 0
     finally:
         app.wsgi_app = plain
+
+
+class WaitsOnPeer(Blocking):
+    """``/peer`` waits for ``gate`` inside ``peer_wait`` (as a billing lookup does); others answer at once."""
+
+    def __call__(self, environ, start_response):
+        from connectors.waits import peer_wait
+
+        if environ.get("PATH_INFO") == "/peer":
+            with peer_wait():
+                assert self.gate.wait(10), "never released"
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"ok"]
+
+
+@pytest.fixture
+def wait_hook():
+    from connectors.waits import set_wait_hook
+    from web.admission import slot_given_back
+
+    set_wait_hook(slot_given_back)
+    yield
+    set_wait_hook(None)
+
+
+def test_a_request_waiting_on_a_peer_gives_its_slot_to_another(wait_hook):
+    inner = WaitsOnPeer()
+    limit = AdmissionLimit(inner, 1)
+    threads, answers = in_threads(1, lambda: call(limit, "/peer"))
+    wait_until(lambda: limit.running == 0 and threads[0].is_alive())  # waiting on the peer, slot free
+    assert call(limit, "/fast") == ("200 OK", b"ok")  # the only slot serves another agent meanwhile
+    inner.gate.set()
+    threads[0].join(10)
+    assert answers == [("200 OK", b"ok")] and limit.running == 0 and limit.waiting == 0
+
+
+def test_after_the_peer_answers_the_request_queues_for_a_slot_again(wait_hook):
+    inner = WaitsOnPeer()
+    limit = AdmissionLimit(inner, 1)
+    threads, answers = in_threads(1, lambda: call(limit, "/peer"))
+    wait_until(lambda: limit.running == 0 and threads[0].is_alive())
+    limit._enter()  # another request took the slot while the peer answered
+    inner.gate.set()
+    wait_until(lambda: limit.waiting == 1)  # the first one waits for it, never runs beside it
+    assert threads[0].is_alive()
+    limit._leave()
+    threads[0].join(10)
+    assert answers == [("200 OK", b"ok")] and limit.running == 0
+
+
+def test_billing_lookups_announce_their_wait(tmp_path):
+    from contextlib import contextmanager
+
+    from connectors.billing.gateway import BillingGateway
+    from connectors.waits import set_wait_hook
+
+    entered: list[int] = []
+
+    @contextmanager
+    def counting():
+        entered.append(1)
+        yield
+
+    gateway = BillingGateway(f"sqlite:///{tmp_path / 'billing.db'}")
+    gateway.create_schema()
+    set_wait_hook(counting)
+    try:
+        before = len(entered)
+        gateway.home_city("13800000001")
+        assert len(entered) == before + 1
+    finally:
+        set_wait_hook(None)
+        gateway.close()
