@@ -1,9 +1,10 @@
 """Kefu's production web server: ``gunicorn -c gunicorn.conf.py wsgi:app`` (see README, Production).
 
 Processes give parallelism (the GIL), threads in each process hold the long screen-pop streams
-(one per open agent page, up to KEFU_POP_STREAM_SECONDS each) without blocking a process, and
-admission control (``web/admission.py``, KEFU_API_CONCURRENCY, off by default) can let only K
-ordinary requests of a process run at once, so that they do not convoy on the GIL (streams bypass it).
+(one per open agent page, up to KEFU_POP_STREAM_SECONDS each) without blocking a process, the
+processes share new connections out evenly (``web/gunicorn_worker.py``), and admission control
+(``web/admission.py``, KEFU_API_CONCURRENCY, 2 by default) lets only K ordinary requests of a
+process run at once, so that they do not take turns on the GIL (streams bypass it).
 Ticks and connector jobs run in their own processes (``kefu scheduler``, ``kefu worker``), never in
 these workers. Every setting can be changed with the environment variables below.
 """
@@ -23,7 +24,7 @@ workers = int(os.environ.get("KEFU_WORKERS") or 2 * multiprocessing.cpu_count())
 worker_class = "web.gunicorn_worker.BalancedThreadWorker"
 threads = int(os.environ.get("KEFU_THREADS") or 16)
 # Ordinary (non-stream) requests running at once per process; read here so that a bad value stops
-# the master at start, not each worker. 0 (the default): no limit.
+# the master at start, not each worker. 0: no limit.
 api_concurrency = concurrency_from(os.environ.get("KEFU_API_CONCURRENCY"))
 # Build the app once in the master (one secret-key file, one set of bundled diagrams read), fork.
 preload_app = True
