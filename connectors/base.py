@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,3 +111,27 @@ class Registry:
     def close(self) -> None:
         for close in reversed(self.closers):
             close()
+
+
+# -- waits on a peer ------------------------------------------------------------------------------
+# A web request that asks billing for a customer's 360 view waits on billing's network and
+# database, not on this machine's CPU. The production server admits only a few ordinary requests
+# of a process at once (web/admission.py); a request that kept its slot through a peer's outage (up
+# to its timeout) would stall every other agent of that process. So code that blocks on a peer
+# runs inside peer_wait, and the admission limit registers a hook that gives the slot back for the
+# wait and queues for one again afterwards. Without a hook (worker, scheduler, tests) it costs nothing.
+
+_wait_hook: Callable[[], AbstractContextManager[object]] | None = None
+
+
+def set_wait_hook(hook: Callable[[], AbstractContextManager[object]] | None) -> None:
+    """Install (or with None remove) what every :func:`peer_wait` enters, one per process."""
+    global _wait_hook
+    _wait_hook = hook
+
+
+@contextmanager
+def peer_wait() -> Iterator[None]:
+    """Around a blocking call to a peer; nested waits announce only once (the hook's concern)."""
+    with _wait_hook() if _wait_hook is not None else nullcontext():
+        yield

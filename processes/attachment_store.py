@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from connectors.waits import peer_wait
+from connectors.base import peer_wait
 from engine.errors import KefuError
 
 log = logging.getLogger("kefu.attachments")

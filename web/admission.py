@@ -15,7 +15,7 @@ flat beyond the cores where no limit lost a fifth (bench/README.md); ``bench/htt
 never take a slot: a request that asks for ``text/event-stream`` bypasses the limit, and a
 response that turns out to be a stream (or a file handed to the server's file wrapper) gives its
 slot back as soon as the view returned, before its body is sent. A request that waits on a peer
-(billing's database, the object store: ``connectors.waits.peer_wait``) gives its slot back for the
+(billing's database, the object store: ``connectors.base.peer_wait``) gives its slot back for the
 wait, so that a peer's outage (a wait up to its timeout) cannot stall a process's other agents.
 """
 
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from connectors.waits import set_wait_hook
+from connectors.base import set_wait_hook
 
 STREAM = "text/event-stream"
 DEFAULT_CONCURRENCY = 2  # bench/README.md: with connections shared out evenly, 2 keeps the rate flat beyond the cores
@@ -149,7 +149,7 @@ _holding = threading.local()  # the limit whose slot this thread's request holds
 
 @contextmanager
 def slot_given_back() -> Iterator[None]:
-    """While this thread's request waits on a peer (``connectors.waits.peer_wait``), its slot
+    """While this thread's request waits on a peer (``connectors.base.peer_wait``), its slot
     serves another request; afterwards it queues for one again like a new request."""
     limit: AdmissionLimit | None = getattr(_holding, "limit", None)
     if limit is None:

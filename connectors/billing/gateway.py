@@ -41,8 +41,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from connectors.base import NotReady, PermanentError, TransientError
-from connectors.waits import peer_wait
+from connectors.base import NotReady, PermanentError, TransientError, peer_wait
 
 from . import codes
 from .schema import (
@@ -291,7 +290,7 @@ class BillingGateway:
     @contextmanager
     def connect(self, write: bool = False) -> Iterator[Connection]:
         """One transaction on the billing database, with its errors translated (see the module);
-        a wait on a peer (:func:`connectors.waits.peer_wait`) from connecting to the commit."""
+        a wait on a peer (:func:`connectors.base.peer_wait`) from connecting to the commit."""
         try:
             with peer_wait(), self.engine.connect() as conn:
                 if write:

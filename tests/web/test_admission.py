@@ -256,7 +256,7 @@ class WaitsOnPeer(Blocking):
     """``/peer`` waits for ``gate`` inside ``peer_wait`` (as a billing lookup does); others answer at once."""
 
     def __call__(self, environ, start_response):
-        from connectors.waits import peer_wait
+        from connectors.base import peer_wait
 
         if environ.get("PATH_INFO") == "/peer":
             with peer_wait():
@@ -267,7 +267,7 @@ class WaitsOnPeer(Blocking):
 
 @pytest.fixture
 def wait_hook():
-    from connectors.waits import set_wait_hook
+    from connectors.base import set_wait_hook
     from web.admission import slot_given_back
 
     set_wait_hook(slot_given_back)
@@ -303,8 +303,8 @@ def test_after_the_peer_answers_the_request_queues_for_a_slot_again(wait_hook):
 def test_billing_lookups_announce_their_wait(tmp_path):
     from contextlib import contextmanager
 
+    from connectors.base import set_wait_hook
     from connectors.billing.gateway import BillingGateway
-    from connectors.waits import set_wait_hook
 
     entered: list[int] = []
 
