@@ -17,12 +17,11 @@ sets the parallelism, not luck.
 from __future__ import annotations
 
 import multiprocessing
-from multiprocessing.sharedctypes import SynchronizedArray
 from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
-SLOTS = 256  # processes at most (gunicorn's TTIN can add some while running)
+SLOTS = 128  # processes sharing out (beyond, a process accepts as plain gthread does)
 FREE = -1  # a slot no live process holds
 SLACK = 0  # connections a process may hold above the least-loaded one and still accept
 RECHECK_SECONDS = 0.01
@@ -41,8 +40,9 @@ def pre_fork(server: Any, worker: Any) -> None:
     """gunicorn hook, in the master before it forks ``worker``: give it a free slot of the table."""
     table = _shared_table()
     taken = {getattr(w, "slot", None) for w in server.WORKERS.values()}
-    worker.slot = next(i for i in range(SLOTS) if i not in taken)
-    table[worker.slot] = 0
+    worker.slot = next((i for i in range(SLOTS) if i not in taken), None)
+    if worker.slot is not None:
+        table[worker.slot] = 0
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -52,7 +52,7 @@ def child_exit(server: Any, worker: Any) -> None:
         _table[slot] = FREE
 
 
-def may_accept(table: Any | SynchronizedArray, slot: int, slack: int = SLACK) -> bool:
+def may_accept(table: Any, slot: int, slack: int = SLACK) -> bool:
     """Whether the process of ``slot`` should take new connections: it holds at most ``slack``
     more than the live process holding fewest."""
     mine = table[slot]

@@ -48,3 +48,15 @@ def test_the_master_gives_each_forked_worker_a_free_slot_and_takes_it_back(fresh
     replacement = SimpleNamespace()
     pre_fork(server, replacement)
     assert replacement.slot == 0 and table[0] == 0
+
+
+def test_beyond_the_table_a_worker_accepts_as_plain_gthread(fresh_table, monkeypatch):
+    monkeypatch.setattr(gunicorn_worker, "SLOTS", 1)
+    server = SimpleNamespace(WORKERS={})
+    first, second = SimpleNamespace(), SimpleNamespace()
+    pre_fork(server, first)
+    server.WORKERS[101] = first
+    pre_fork(server, second)  # no slot left: the master still forks it
+    assert first.slot == 0 and second.slot is None
+    child_exit(server, second)  # and reaps it without touching the table
+    assert fresh_table._table[0] == 0
