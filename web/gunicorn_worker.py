@@ -10,13 +10,17 @@ Here each process publishes how many connections it holds in a small table of sh
 (made by the master before it forks, one slot per process), and polls the listener only while
 it holds at most ``SLACK`` more than the process holding fewest. A process held back looks again
 every ``RECHECK_SECONDS``, so a connection never waits for long even when the tables of two
-processes changed at once. Each agent then costs each process about the same: the process count
-sets the parallelism, not luck.
+processes changed at once. Counts can still drift apart (connections closed on one process, two
+processes accepting at the same instant): a process two or more ahead of the least-loaded one
+answers its next request with ``Connection: close``, and the client reconnects to a process with
+fewer. Each agent then costs each process about the same: the process count sets the
+parallelism, not luck.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import time
 from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
@@ -25,6 +29,7 @@ SLOTS = 128  # processes sharing out (beyond, a process accepts as plain gthread
 FREE = -1  # a slot no live process holds
 SLACK = 0  # connections a process may hold above the least-loaded one and still accept
 RECHECK_SECONDS = 0.01
+LET_GO_SECONDS = 0.1  # a process ahead lets at most one connection go per this
 
 _table: Any = None  # multiprocessing.RawArray("q", SLOTS), made in the master
 
@@ -64,6 +69,7 @@ class BalancedThreadWorker(ThreadWorker):
     """``gthread`` with the accept rule above (``worker_class`` in gunicorn.conf.py)."""
 
     slot: int | None = None
+    _last_let_go = float("-inf")
 
     @property  # type: ignore[override]
     def nr_conns(self) -> int:
@@ -78,6 +84,23 @@ class BalancedThreadWorker(ThreadWorker):
             # this process is ahead, or a burst of connections would all land here.
             if getattr(self, "_accepting", False) and self.poller is not None and not self._our_turn():
                 super().set_accept_enabled(False)
+
+    @property  # type: ignore[override]
+    def max_keepalived(self) -> int:
+        # gunicorn answers "Connection: close" when this is reached. A process two or more
+        # connections ahead of the least-loaded one (a connection closed elsewhere, or two
+        # processes that accepted at the same instant) lets the client go: its new connection
+        # lands on a process with fewer. Balanced processes keep their connections.
+        # One at a time: the count drops only once the main loop closed the last one let go.
+        if (self.slot is not None and _table is not None and not may_accept(_table, self.slot, slack=1)
+                and time.monotonic() - self._last_let_go >= LET_GO_SECONDS):
+            self._last_let_go = time.monotonic()
+            return 0
+        return self._max_keepalived
+
+    @max_keepalived.setter
+    def max_keepalived(self, value: int) -> None:
+        self._max_keepalived = value
 
     def _our_turn(self) -> bool:
         return self.slot is None or _table is None or may_accept(_table, self.slot)

@@ -136,9 +136,32 @@ def test_gunicorn_serves_with_two_processes_and_never_ticks(tmp_path):
             time.sleep(0.2)
         assert len(workers) == 2
         # Agents who connect at the same moment are shared out evenly, not left to the accept race.
+        pids = [int(w.name) for w in workers]
         for _ in range(3):
-            holders = _holders_of_simultaneous_connections(port, 4, [int(w.name) for w in workers])
-            assert sorted(holders.values()) == [2, 2], holders
+            sockets = _connect_simultaneously(port, 4)
+            try:
+                assert sorted(len(held) for held in _holders(port, sockets, pids).values()) == [2, 2]
+            finally:
+                for sock in sockets:
+                    sock.close()
+            time.sleep(0.3)  # the workers see the closes before the next round
+        # Counts that drift apart are evened out: one process's agents leave (2 + 2 -> 0 + 2), the
+        # other answers one request of its two with "Connection: close", and that agent's new
+        # connection goes to the emptied process.
+        sockets = _connect_simultaneously(port, 4)
+        first, second = _holders(port, sockets, pids).values()
+        for sock in first:
+            sock.close()
+        time.sleep(0.3)
+        answers = [_get_login(sock) for sock in second]
+        assert sorted("connection: close" in a.lower() for a in answers) == [False, True], answers
+        second[[("connection: close" in a.lower()) for a in answers].index(True)].close()
+        time.sleep(0.3)
+        again = _connect_simultaneously(port, 1)
+        kept = [sock for sock, a in zip(second, answers, strict=True) if "connection: close" not in a.lower()]
+        assert sorted(len(held) for held in _holders(port, kept + again, pids).values()) == [1, 1]
+        for sock in kept + again:
+            sock.close()
         # Each worker has its own connections: concurrent requests through both are all answered.
         with requests.Session() as one, requests.Session() as two:
             answers = [s.post(f"http://127.0.0.1:{port}/api/v1/auth/token",
@@ -166,9 +189,25 @@ def test_gunicorn_serves_with_two_processes_and_never_ticks(tmp_path):
     assert b"Traceback" not in (tmp_path / "gunicorn.log").read_bytes()
 
 
-def _holders_of_simultaneous_connections(port: int, count: int, pids: list[int]) -> dict[int, int]:
-    """Open ``count`` keep-alive connections at once, one request each, and count per worker
-    process how many of them it holds (read from /proc: the server end's socket inode)."""
+def _get_login(sock: socket.socket) -> str:
+    """One keep-alive request on an open connection; returns the answer's head."""
+    port = sock.getpeername()[1]
+    sock.sendall(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before the answer"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += sock.recv(65536)
+    assert head.startswith(b"HTTP/1.1 200")
+    return head.decode("latin-1")
+
+
+def _connect_simultaneously(port: int, count: int) -> list[socket.socket]:
+    """``count`` keep-alive connections opened at one instant, one request answered on each."""
     import threading
 
     barrier, sockets = threading.Barrier(count), []
@@ -176,8 +215,7 @@ def _holders_of_simultaneous_connections(port: int, count: int, pids: list[int])
     def connect() -> None:
         barrier.wait()
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.sendall(f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
-        assert sock.recv(64).startswith(b"HTTP/1.1 200")
+        _get_login(sock)
         sockets.append(sock)
 
     threads = [threading.Thread(target=connect) for _ in range(count)]
@@ -185,26 +223,29 @@ def _holders_of_simultaneous_connections(port: int, count: int, pids: list[int])
         t.start()
     for t in threads:
         t.join()
-    try:
-        clients = {f"0100007F:{s.getsockname()[1]:04X}" for s in sockets}
-        inodes = set()
-        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[1] == f"0100007F:{port:04X}" and fields[2] in clients:
-                inodes.add(f"socket:[{fields[9]}]")
-        held = {pid: 0 for pid in pids}
-        for pid in pids:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                try:
-                    held[pid] += os.readlink(fd) in inodes
-                except OSError:
-                    continue
-        assert sum(held.values()) == count, (held, inodes)
-        return held
-    finally:
-        for sock in sockets:
-            sock.close()
-        time.sleep(0.3)  # the workers see the closes before the next round
+    assert len(sockets) == count
+    return sockets
+
+
+def _holders(port: int, sockets: list[socket.socket], pids: list[int]) -> dict[int, list[socket.socket]]:
+    """Which worker process holds the server end of each connection (read from /proc)."""
+    by_client = {f"0100007F:{s.getsockname()[1]:04X}": s for s in sockets}
+    by_inode = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[2] in by_client:
+            by_inode[f"socket:[{fields[9]}]"] = by_client[fields[2]]
+    held: dict[int, list[socket.socket]] = {pid: [] for pid in pids}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target in by_inode:
+                held[pid].append(by_inode[target])
+    assert sum(len(h) for h in held.values()) == len(sockets), held
+    return held
 
 
 def _children(pid: int) -> list[Path]:
