@@ -116,7 +116,7 @@ def load(session: Session) -> Matrix:
 def sync(session: Session, *, force: bool = False) -> Matrix:
     """Reload when the stored counter moved; looks at the database at most every SYNC_SECONDS."""
     global _checked_at
-    if not force and _time.monotonic() - _checked_at < SYNC_SECONDS:
+    if not force and not due():
         return access.current_matrix()
     _checked_at = _time.monotonic()
     version = session.scalar(select(RoleMatrixVersion.version).where(RoleMatrixVersion.id == 1)) or 0

@@ -259,7 +259,7 @@ def load(session: Session) -> InForce:
 def sync(session: Session, *, force: bool = False) -> InForce:
     """Reload when a newer version exists; checks the database at most every SYNC_SECONDS."""
     global _checked_at
-    if not force and _time.monotonic() - _checked_at < SYNC_SECONDS:
+    if not force and not due():
         return _state
     _checked_at = _time.monotonic()
     newest = session.scalar(select(func.max(CalendarVersion.id))) or 0

@@ -163,3 +163,34 @@ def test_the_calendar_check_leaves_a_read_only_view_its_read_only_transaction(cl
     with warnings.catch_warnings():
         warnings.simplefilter("error", SAWarning)
         assert client.get("/api/v1/tasks", headers=headers).status_code == 200
+
+
+def test_between_checks_a_request_takes_no_connection_for_the_calendar_or_the_matrix(app, client):
+    """The checks before each request read the database at most every 30 seconds; between checks
+    a request that needs no data (a static file) must not even check a connection out of the pool."""
+    from sqlalchemy import event
+
+    from engine import roles
+    from web.extensions import db
+
+    checkouts: list[int] = []
+    with app.app_context():
+        engine = db.engine
+
+    def count(*_args) -> None:
+        checkouts.append(1)
+
+    event.listen(engine, "checkout", count)
+    try:
+        assert client.get("/static/kefu.css").status_code == 200  # checks both (due after reset)
+        assert checkouts, "the first request should have read the calendars and the matrix"
+        checkouts.clear()
+        assert client.get("/static/kefu.css").status_code == 200
+        assert checkouts == [], "a request between checks took a connection"
+        for store in (cs, roles):  # either check falling due takes exactly its one connection
+            store._checked_at = float("-inf")
+            assert client.get("/static/kefu.css").status_code == 200
+            assert len(checkouts) == 1, store.__name__
+            checkouts.clear()
+    finally:
+        event.remove(engine, "checkout", count)
