@@ -356,7 +356,8 @@ class Worker:
                              message=f"{job.operation}: worker stopped mid-call; running again (idempotent)",
                              data={"job_id": job.id, "attempt": job.attempts})
             else:
-                open_incident(session, job, OUTCOME_UNKNOWN, _unknown_message(session, job), now)
+                askable = operation is not None and operation.query is not None
+                open_incident(session, job, OUTCOME_UNKNOWN, _unknown_message(session, job, askable), now)
         session.commit()
         return len(stale)
 
@@ -414,13 +415,14 @@ def _late(session: Session, job: ConnectorJob, outcome: Outcome, now: datetime) 
     return True
 
 
-def _unknown_message(session: Session, job: ConnectorJob) -> str:
+def _unknown_message(session: Session, job: ConnectorJob, askable: bool) -> str:
     ids = list(session.scalars(select(PeerReference.ref).where(PeerReference.job_id == job.id)
                                .order_by(PeerReference.id)))
     said = (f"The peer had accepted id(s) {', '.join(ids)[:300]} before the stop." if ids else
             "The peer had confirmed nothing before the stop.")
-    return ("the worker stopped while calling the peer: the call may or may not have happened. "
-            f"{said} Ask the peer (incident page) before retrying.")
+    advice = ("Ask the peer (incident page) before retrying." if askable else
+              "The peer cannot be asked afterwards: find out whether it happened before retrying.")
+    return f"the worker stopped while calling the peer: the call may or may not have happened. {said} {advice}"
 
 
 def _is_connector_signal(exc: Exception) -> bool:

@@ -20,6 +20,7 @@ from . import views_helpers
 from .access import permission_required
 from .case_text import reason_in_words
 from .extensions import db
+from .incident_words import incident_words
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -35,8 +36,10 @@ def incidents():
     for ref in db.session.scalars(select(peer_events.PeerReference).where(
             peer_events.PeerReference.job_id.in_([r.job_id for r in rows] or [-1])).order_by(peer_events.PeerReference.id)):
         accepted.setdefault(ref.job_id, []).append(ref.ref)
-    return render_template("admin_incidents.html", incidents=rows, cases=_cases(r.instance_id for r in rows),
-                           askable=askable, accepted=accepted)
+    cases = _cases(r.instance_id for r in rows)
+    words = {r.id: incident_words(r, cases.get(r.instance_id), r.id in askable) for r in rows}
+    return render_template("admin_incidents.html", incidents=rows, cases=cases, askable=askable,
+                           accepted=accepted, words=words)
 
 
 @bp.post("/incidents/<int:incident_id>/ask")

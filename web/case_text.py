@@ -93,15 +93,15 @@ def event_sentence(event: AuditEvent) -> Sentence:
     if kind == "job_done":
         facts = sms_facts(event.data) if message.strip() == "sms.send" else None
         if facts is not None and facts.title:  # which text, to whom (web/sms_words.py)
-            return Sentence(_("%(what)s “%(title)s” to %(whom)s: done", what=_operation(message),
+            return Sentence(_("%(what)s “%(title)s” to %(whom)s: done", what=operation_title(message),
                               title=facts.title, whom=recipient(facts)), "")
-        return Sentence(_("%(what)s: done", what=_operation(message)), "")
+        return Sentence(_("%(what)s: done", what=operation_title(message)), "")
     if kind == "job_retry":
         what, _sep, reason = message.partition(": ")
-        return Sentence(_("%(what)s did not succeed; trying again", what=_operation(what)), reason_in_words(reason))
+        return Sentence(_("%(what)s did not succeed; trying again", what=operation_title(what)), reason_in_words(reason))
     if kind == "incident":
         what, _sep, reason = message.partition(": ")
-        return Sentence(_("%(what)s failed: an administrator is looking into it", what=_operation(what)),
+        return Sentence(_("%(what)s failed: an administrator is looking into it", what=operation_title(what)),
                         reason_in_words(reason))
     if kind == "escalated" and event.data:  # the scanner's message is "L1 → leader: <step>"
         target = _("the group leader") if event.data.get("target") == "leader" else _("the managers")
@@ -111,7 +111,7 @@ def event_sentence(event: AuditEvent) -> Sentence:
     if kind == "message_received":
         return Sentence(str(_MESSAGES.get(message, _l("A message reached the case"))), "")
     if kind == "incident_confirmed":
-        return Sentence(_("%(what)s: confirmed by an administrator with the other system", what=_operation(message)), "")
+        return Sentence(_("%(what)s: confirmed by an administrator with the other system", what=operation_title(message)), "")
     if kind == "peer_query":  # the message is the connector's answer, in Chinese
         return Sentence(_("An administrator asked the other system about a call"), message)
     peer, _sep, state = kind.partition("_")
@@ -159,7 +159,7 @@ def visible_data(catalog: dict[str, tuple[str, dict[str, str]]], data: dict[str,
     return shown
 
 
-def _operation(name: str) -> str:
+def operation_title(name: str) -> str:
     """An outbox operation's title (e.g. 发送短信) from the installed connectors."""
     operation = current_app.extensions["kefu_connectors"].operations.get(name.strip())
     return getattr(operation, "title", None) or _("A call to another system")

@@ -23,7 +23,7 @@ from engine import outbox
 from engine.clock import utcnow
 from engine.models import open_tasks_of_instance
 from engine.people import user_by_name
-from tests.conftest import INTAKE, ROOT
+from tests.conftest import INTAKE, ROOT, T0
 from web.extensions import db
 
 
@@ -100,6 +100,24 @@ def take_orders(app, count: int) -> None:
                 (task,) = [t for t in open_tasks_of_instance(db.session, instance.id) if t.name == name]
                 engine.complete_task(db.session, task.id, data, actor=agent, now=utcnow())
                 db.session.commit()
+
+
+def place_calls(app, count: int) -> list[str]:
+    """``count`` outbound callbacks dialled by agent1 (Monday 09:00, in the calling hours): one
+    ``pbx.originate`` job each, ringing agent1's extension, then the customer."""
+    from processes.outbound_calls import start_callback
+
+    numbers = [f"135{i:08d}" for i in range(count)]
+    with app.app_context():
+        engine, agent = app.extensions["kefu_engine"], user_by_name(db.session, "agent1")
+        for number in numbers:
+            instance, _created = start_callback(db.session, engine, phone=number, reason="遇忙回叫",
+                                                kind="ivr_callback", priority=0, now=T0)
+            db.session.commit()
+            (task,) = [t for t in open_tasks_of_instance(db.session, instance.id) if t.name == "dial"]
+            engine.complete_task(db.session, task.id, {}, actor=agent, now=T0)
+            db.session.commit()
+    return numbers
 
 
 def jobs_by_status(app, operations: tuple[str, ...] = ("sms.send", "billing.submit_order")) -> dict[str, int]:

@@ -7,7 +7,7 @@ and killed with SIGKILL by them:
   (``CRASH_NO_LEASE=1``: without the lease, to show every tick step is safe concurrently).
 
 Configuration from the environment: ``CRASH_DB``, ``CRASH_BILLING``, ``CRASH_SMPP`` (URLs),
-``CRASH_LEASE`` (job lease seconds), ``CRASH_CLAIM`` (jobs per claim), ``CRASH_STEP_FILE`` (serve:
+``CRASH_AMI`` (the PBX's AMI URL; unset: originate jobs wait), ``CRASH_LEASE`` (job lease seconds), ``CRASH_CLAIM`` (jobs per claim), ``CRASH_STEP_FILE`` (serve:
 SIGKILL this process inside the next step that closes a task, while that file exists).
 ``KEFU_CRASH_AT`` stops the worker at a point of a job (see ``engine.worker._stop_here``).
 """
@@ -31,18 +31,23 @@ from engine.listeners import StepHooks
 def make_app() -> Flask:
     from web import create_app
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": os.environ["CRASH_DB"], "WTF_CSRF_ENABLED": False,
-                      "KEFU_BILLING_URL": os.environ["CRASH_BILLING"], "KEFU_BILLING_DEMO": False})
+    config = {"SQLALCHEMY_DATABASE_URI": os.environ["CRASH_DB"], "WTF_CSRF_ENABLED": False,
+              "KEFU_BILLING_URL": os.environ["CRASH_BILLING"], "KEFU_BILLING_DEMO": False}
+    if os.environ.get("CRASH_AMI"):  # quick timeouts against the loopback peer, as the other tests
+        from tests.conftest import FAST_AMI
+
+        config.update(KEFU_AMI_URL=os.environ["CRASH_AMI"], KEFU_AMI_OPTIONS=FAST_AMI)
+    app = create_app(config)
     engine = app.extensions["kefu_engine"]
     if os.environ.get("CRASH_LEASE"):
         engine.worker.lease = timedelta(seconds=float(os.environ["CRASH_LEASE"]))
     if os.environ.get("CRASH_CLAIM"):
         engine.worker.claim_size = int(os.environ["CRASH_CLAIM"])
-    if os.environ.get("CRASH_SMPP"):
-        from web.connectors_setup import start_links, use_smsc
+    from web.connectors_setup import start_links, use_smsc
 
+    if os.environ.get("CRASH_SMPP"):
         use_smsc(app, os.environ["CRASH_SMPP"])
-        start_links(app)
+    start_links(app)
     return app
 
 

@@ -4,6 +4,7 @@ own store) before confirming or retrying: nothing is lost, nothing is texted twi
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -63,6 +64,9 @@ def test_the_smsc_has_it_so_the_admin_confirms_and_nothing_is_sent_twice(sms_ctx
     admin = _admin(client)
     page = admin.get("/admin/incidents").get_data(as_text=True)
     assert "向对端查询" in page and "确认已发送" in page and ref.ref in page
+    words = re.sub(r"<details.*?</details>", "", page, flags=re.DOTALL)  # the note, for maintainers
+    assert "结果不明" in words and "请先向对方系统查询" in words and "技术细节" in page
+    assert "sms.send" not in page and "worker stopped" not in words
     answered = admin.post(f"/admin/incidents/{incident.id}/ask", follow_redirects=True).get_data(as_text=True)
     assert "短信中心已收到这条短信" in answered and ref.ref in answered
     confirmed = admin.post(f"/admin/incidents/{incident.id}/confirm", follow_redirects=True)
