@@ -17,6 +17,7 @@ from .access import permission_required
 from .admin_event_text import ADMIN_KINDS
 from .case_text import event_sentence
 from .extensions import db
+from .request_limits import db_int
 
 PAGE_SIZE = 50
 
@@ -42,15 +43,12 @@ def audit():
             continue
         try:
             day = date.fromisoformat(text)
-        except ValueError:
+            start = datetime.combine(day + timedelta(days=1 if field == "until" else 0), time(), LOCAL_TZ)
+        except (ValueError, OverflowError):  # not a date, or the last day of year 9999
             errors[field] = _("A date such as 2026-12-01.")
             continue
-        start = datetime.combine(day + timedelta(days=1 if field == "until" else 0), time(), LOCAL_TZ)
         query = query.where(AuditEvent.at >= start if field == "since" else AuditEvent.at < start)
-    try:
-        page = max(1, int(args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = max(1, args.get("page", 1, type=db_int))
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     events = list(db.session.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
                                       .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))

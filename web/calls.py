@@ -30,6 +30,7 @@ from processes.telephony import Call, CallCase, customer_url, last_pop_id, pop_j
 
 from .access import permission_required
 from .extensions import db
+from .request_limits import db_int
 
 bp = Blueprint("calls", __name__)
 POLL_SECONDS = 1.0        # the database check for pops written by other processes
@@ -64,8 +65,10 @@ def _pop_stream() -> dict[str, Any]:
 
 def _start_after(user_id: int) -> int:
     for value in (request.headers.get("Last-Event-ID"), request.args.get("after")):
-        if value and value.strip().isdigit():
-            return int(value)
+        try:
+            return max(0, db_int(value or ""))
+        except ValueError:
+            continue
     return last_pop_id(db.session, user_id)
 
 

@@ -36,6 +36,7 @@ from . import reply_scopes
 from .access import permission_required
 from .extensions import db
 from .reply_scopes import CATEGORY_LABELS
+from .request_limits import db_int
 
 bp = Blueprint("case_tools", __name__)
 
@@ -223,8 +224,8 @@ def download(attachment_id: int):
 @bp.get("/admin/reply-templates")
 @permission_required("manage_reply_templates")
 def templates_page(editing: reply_templates.ReplyTemplate | None = None, errors: dict[str, str] | None = None):
-    if editing is None and request.args.get("edit", type=int):
-        editing = reply_templates.get(db.session, request.args.get("edit", type=int) or 0)
+    if editing is None and (wanted := request.args.get("edit", type=db_int)):
+        editing = reply_templates.get(db.session, wanted)
     scopes = reply_scopes.scopes()
     return render_template("reply_templates.html", templates=reply_templates.all_templates(db.session),
                            editing=editing, errors=errors or {}, scopes=scopes,

@@ -75,9 +75,11 @@ def new_complaint():
 
 def _call_of_current_user(value: str | None) -> Call | None:
     """The call ``?call=`` names, when it is one of the signed-in agent's calls."""
-    if not value or not value.isdigit():
+    try:
+        call_id = db_int(value or "")
+    except ValueError:
         return None
-    call = db.session.get(Call, int(value))
+    call = db.session.get(Call, call_id)
     if call is None or call.agent_id != current_user.id:
         return None
     return call

@@ -59,8 +59,8 @@ def _choices() -> list[tuple[str, str]]:
 
 
 def _call_id() -> int | None:
-    raw = request.args.get("call", "")
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+    call = request.args.get("call", type=db_int)
+    return call if call is not None and call > 0 else None
 
 
 def _reason(call: int | None) -> cl.Reason | None:

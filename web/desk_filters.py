@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, case, exists, func, select
 from engine.models import INBOX_ORDER, OPEN, SUSPENDED, HumanTask, ProcessInstance
 from processes.desk_search import MAX_PRIORITY, CaseIndex
 
+from .request_limits import MAX_ID
 from .schema_forms import LOCAL
 
 SLA_STATES = ("ok", "warning", "overdue", "paused", "none")
@@ -42,7 +43,7 @@ class DeskFilters:
                     self.start, self.end))
 
 
-def _int(value: str | None, low: int = 1, high: int = 2**62) -> int | None:
+def _int(value: str | None, low: int = 1, high: int = MAX_ID) -> int | None:
     try:
         number = int(value or "")
     except ValueError:

@@ -9,6 +9,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import (
@@ -80,6 +81,7 @@ HEADLINES = {
     422: _l("The request could not be accepted."),
     503: _l("Another system is not answering; please try again shortly."),
 }
+OUT_OF_RANGE = "A number, date or text in the request is beyond what can be stored."
 REASONS = {
     "this task is already done": _l("This task is already done."),
     "this task is held by someone else": _l("Someone else holds this task: it is read-only for you."),
@@ -98,6 +100,7 @@ REASONS = {
     "the assignee is not in the task's group": _l("The chosen person is not in the task's group."),
     "the case changed since the preview; preview again": _l("The case changed since the preview; preview again."),
     "this step was urged less than 30 minutes ago": _l("This step was urged a short while ago; urge it again later."),
+    OUT_OF_RANGE: _l("A number, date or text in the request is beyond what can be stored."),
     "this alert is already cleared": _l("This alert is already cleared: its step is done."),
     "this alert concerns the whole case, not one step": _l("This alert concerns the whole case, not one step."),
 }
@@ -141,6 +144,19 @@ def register(app: Flask) -> None:
 
         db.session.rollback()
         return error_response(status, exc.code, exc.message, **extra)
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def _out_of_range(exc: Exception):
+        # The safety net behind the request layer (web/request_limits.py): a number or a text the
+        # database cannot hold (a 64-bit id on SQLite, an int4 or varchar bound on PostgreSQL), or a
+        # date beyond the calendar, that some view let through, is the request's fault, not a 500.
+        from .extensions import db
+
+        db.session.rollback()
+        app.logger.warning("bad input reached the database on %s %s: %s", request.method, request.path,
+                           str(exc).splitlines()[0][:300])
+        return error_response(400, "out_of_range", OUT_OF_RANGE)
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):

@@ -19,6 +19,7 @@ from processes import national, roaming, roaming_complaints, roaming_partners
 
 from .access import permission_required
 from .extensions import app_sessions, db
+from .request_limits import db_int
 
 bp = Blueprint("roaming", __name__)
 
@@ -110,10 +111,7 @@ def row_direction(partners: roaming_partners.Partners, row: roaming.RoamingTrans
 @bp.get("/roaming")
 @permission_required("report_roaming")
 def statistics() -> Any:
-    try:
-        days = max(1, min(366, int(request.args.get("days") or 30)))
-    except ValueError:
-        days = 30
+    days = max(1, min(366, request.args.get("days", 30, type=db_int)))
     partners = exchange_partners()
     lines = roaming.statistics(db.session, since=utcnow() - timedelta(days=days))
     totals = {d: [line for line in lines if line.direction == d] for d in (roaming.OUT, roaming.IN)}
