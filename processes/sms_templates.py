@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError, nodes
 from jinja2.exceptions import SecurityError, TemplateAssertionError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import String, Text, select
@@ -82,6 +83,55 @@ DEFAULTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     ),
 }
 
+MAX_BODY = 4000  # characters of a template: a text of at most MAX_TEXT, with its conditions
+
+# What a text template may say: values, constants, conditions, ~ and + and -, and the filters and
+# tests below. No loops, assignments, macros, calls or * ** % (string formatting): without them
+# rendering is linear in the template's size, so no template can hold a process for minutes or
+# build a gigabyte (a Jinja sandbox alone bounds ranges, not ``'a'|center(10**9)`` or a loop that
+# doubles a string 28 times).
+_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.If,
+          nodes.CondExpr, nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Neg,
+          nodes.Pos, nodes.Concat, nodes.Add, nodes.Sub, nodes.Filter, nodes.Test, nodes.Getattr,
+          nodes.Getitem, nodes.Keyword)
+_FILTERS = frozenset({"default", "d", "trim", "upper", "lower", "capitalize", "title", "truncate", "round",
+                      "int", "float", "string", "length", "count", "abs", "first", "last", "e", "escape"})
+_TESTS = frozenset({"defined", "undefined", "none", "number", "string", "true", "false", "odd", "even",
+                    "eq", "ne", "lt", "le", "gt", "ge", "in", "==", "!=", "<", "<=", ">", ">="})
+_CONSTRUCTS = {nodes.For: "for", nodes.Assign: "set", nodes.AssignBlock: "set", nodes.Macro: "macro",
+               nodes.CallBlock: "call", nodes.FilterBlock: "filter", nodes.With: "with",
+               nodes.Include: "include", nodes.Import: "import", nodes.FromImport: "import",
+               nodes.Extends: "extends", nodes.Block: "block", nodes.Call: "()", nodes.Mul: "*",
+               nodes.Pow: "**", nodes.Mod: "%", nodes.Div: "/", nodes.FloorDiv: "//",
+               nodes.List: "[ ]", nodes.Dict: "{ }", nodes.Tuple: "( , )", nodes.Slice: "[:]"}
+
+
+class NotAllowed(SecurityError):
+    """A construct a text template may not use; ``construct`` names it as the author wrote it."""
+
+    def __init__(self, construct: str, lineno: int | None) -> None:
+        super().__init__(f"a text template may not use {construct}")
+        self.construct, self.lineno = construct, lineno
+
+
+class TemplateTooLong(SecurityError):
+    """A template body beyond :data:`MAX_BODY` characters (before it is even parsed)."""
+
+
+def _check_nodes(tree: nodes.Template) -> None:
+    for node in tree.find_all(nodes.Node):
+        line = getattr(node, "lineno", None)
+        if not isinstance(node, _NODES):
+            raise NotAllowed(_CONSTRUCTS.get(type(node), type(node).__name__.lower()), line)
+        # Unknown names are left to the compiler, which reports them as such (a typing error).
+        if isinstance(node, nodes.Filter) and node.name not in _FILTERS and node.name in _env.filters:
+            raise NotAllowed(f"|{node.name}", line)
+        if isinstance(node, nodes.Test) and node.name not in _TESTS and node.name in _env.tests:
+            raise NotAllowed(f"is {node.name}", line)
+        if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+            raise NotAllowed(f".{node.attr}", line)
+
+
 class _TextSandbox(SandboxedEnvironment):
     """Jinja's sandbox, plus bounds on ``*`` and ``**`` (``"x" * 10**9`` would build a gigabyte
     string before the length check could refuse it); ranges are bounded by the sandbox itself."""
@@ -120,7 +170,7 @@ class SmsTemplate(Base):
 def render_text(body: str, context: dict[str, Any]) -> str:
     """Render ``body``; raises ``ValueError`` with the reason when it cannot be rendered."""
     try:
-        text = _env.from_string(body).render(**context).strip()
+        text = _compiled(body).render(**context).strip()
     except (TemplateError, OverflowError, ArithmeticError) as exc:  # the sandbox refuses with these
         raise ValueError(f"the template cannot be rendered: {exc}") from exc
     if not text:
@@ -128,6 +178,16 @@ def render_text(body: str, context: dict[str, Any]) -> str:
     if len(text) > MAX_TEXT:
         raise ValueError(f"the text is {len(text)} characters long; at most {MAX_TEXT}")
     return text
+
+
+@lru_cache(maxsize=256)
+def _compiled(body: str) -> Template:
+    """``body`` parsed, checked against what a text template may say, and compiled (once per body)."""
+    if len(body) > MAX_BODY:
+        raise TemplateTooLong(f"the template is {len(body)} characters long; at most {MAX_BODY}")
+    tree = _env.parse(body)
+    _check_nodes(tree)
+    return _env.from_string(tree)
 
 
 def check_template(code: str, body: str) -> str | None:
@@ -186,6 +246,10 @@ def _problem(body: str, cause: BaseException | None, technical: str) -> Template
         name = names[0] if names else ""
         found = [n for n, text in enumerate(body.splitlines(), 1) if name and name in text]
         return TemplateProblem("unknown_value", found[0] if found else None, name, technical)
+    if isinstance(cause, TemplateTooLong):
+        return TemplateProblem("body_too_long", None, str(len(body)), technical)
+    if isinstance(cause, NotAllowed):
+        return TemplateProblem("not_allowed", cause.lineno, cause.construct, technical)
     if isinstance(cause, SecurityError | OverflowError | ArithmeticError):
         return TemplateProblem("unsafe", None, "", technical)
     if "empty text" in technical:

@@ -14,7 +14,14 @@ from engine.clock import utcnow
 from engine.errors import KefuError
 from engine.models import ProcessInstance
 from processes import file_exchange
-from processes.sms_templates import DEFAULTS, MAX_TEXT, SmsTemplate, TemplateProblem, template_problem
+from processes.sms_templates import (
+    DEFAULTS,
+    MAX_BODY,
+    MAX_TEXT,
+    SmsTemplate,
+    TemplateProblem,
+    template_problem,
+)
 
 from . import views_helpers
 from .access import permission_required
@@ -189,6 +196,10 @@ def template_problem_words(problem: TemplateProblem) -> str:
         "unknown_filter": _("there is no filter named %(name)s", name=problem.detail),
         "unknown_value": _("there is no value named %(name)s for this text (the values it may use are listed "
                            "above the text)", name=problem.detail),
+        "not_allowed": _("a text template may not use %(what)s: only values, conditions ({%% if %%}) and "
+                         "simple filters such as default, trim and truncate", what=problem.detail),
+        "body_too_long": _("the template is %(n)s characters long; at most %(max)s", n=problem.detail,
+                           max=MAX_BODY),
         "unsafe": _("it asks for something a text may not do (too long a repetition or a protected name)"),
         "too_long": _("the text would be %(n)s characters long; at most %(max)s", n=problem.detail, max=MAX_TEXT),
         "empty": _("The text is empty."),

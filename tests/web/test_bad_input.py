@@ -55,7 +55,14 @@ def test_numbers_in_queries_beyond_64_bits_are_ignored_or_refused(client, token,
 
 
 @pytest.mark.parametrize("body", ["{% for i in range(10**9) %}x{% endfor %}", '{{ "x" * 10**9 }}',
-                                  "{{ 10**10**10 }}", "{{ [1] * 10**9 }}"])
+                                  "{{ 10**10**10 }}", "{{ [1] * 10**9 }}",
+                                  "{{ ('%01000000000d'|format(0))|length }}", "{{ '%01000000000d' % 0 }}",
+                                  "{{ ('a'|center(1000000000))|length }}",
+                                  ("{% set ns = namespace(s='x') %}{% for i in range(28) %}{% set ns.s = ns.s ~ ns.s %}"
+                                  "{% endfor %}{{ ns.s|length }}"),
+                                  "{% for i in range(100000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}x",
+                                  ("{% set ns = namespace(x=10**64) %}{% for i in range(22) %}{% set ns.x = ns.x * ns.x %}"
+                                  "{% endfor %}{{ ns.x > 1 }}")])
 def test_an_sms_template_that_would_not_end_is_refused_at_once(body):
     from processes.sms_templates import check_template
 
