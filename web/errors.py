@@ -82,6 +82,7 @@ HEADLINES = {
     503: _l("Another system is not answering; please try again shortly."),
 }
 OUT_OF_RANGE = "A number, date or text in the request is beyond what can be stored."
+PERIOD_INVALID = "The period or grouping is not valid: check the dates (from must not be after to, at most a year)."
 REASONS = {
     "this task is already done": _l("This task is already done."),
     "this task is held by someone else": _l("Someone else holds this task: it is read-only for you."),
@@ -100,6 +101,7 @@ REASONS = {
     "the assignee is not in the task's group": _l("The chosen person is not in the task's group."),
     "the case changed since the preview; preview again": _l("The case changed since the preview; preview again."),
     "this step was urged less than 30 minutes ago": _l("This step was urged a short while ago; urge it again later."),
+    PERIOD_INVALID: _l("The period or grouping is not valid: check the dates (from must not be after to, at most a year)."),
     OUT_OF_RANGE: _l("A number, date or text in the request is beyond what can be stored."),
     "this alert is already cleared": _l("This alert is already cleared: its step is done."),
     "this alert concerns the whole case, not one step": _l("This alert concerns the whole case, not one step."),

@@ -122,4 +122,5 @@ def act(escalation_id: int, action: str):
         db.session.rollback()
         headline, reason = page_message(STATUS.get(type(exc), 400), exc.message)
         flash(reason or headline, "error")
-    return redirect(url_for("escalations.page", show=request.form.get("show") or None))
+    show = request.form.get("show")  # echoed into the Location header: only what the page knows
+    return redirect(url_for("escalations.page", show=show if show == "unacknowledged" else None))

@@ -28,6 +28,7 @@ from processes import complaint_facts
 from processes.complaint_facts import MEASURES, NONE_KEY, Period
 
 from . import config
+from .errors import PERIOD_INVALID, error_response
 from .extensions import db
 from .views_helpers import engine, locale
 
@@ -204,9 +205,8 @@ def complaints_xlsx() -> Any:
     try:
         period = complaint_facts.check_period(request.args.get("from"), request.args.get("to"),
                                               request.args.get("by"))
-    except ValidationFailed as exc:
-        return Response("; ".join(f"{k}: {v}" for k, v in exc.fields.items()), status=422,
-                        mimetype="text/plain")
+    except ValidationFailed:
+        return error_response(422, "invalid_period", PERIOD_INVALID)
     body = xlsx_bytes(period, complaint_table(period, current_user))
     return Response(body, mimetype=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{filename(period, "xlsx")}"'})

@@ -24,6 +24,7 @@ from processes.roaming import IN, OUT
 from processes.transfer_report import MEASURES, Period
 
 from .access import permission_required
+from .errors import PERIOD_INVALID, error_response
 from .extensions import db
 from .reports import _default_period, rate
 
@@ -163,6 +164,6 @@ def xlsx() -> Any:
         period = transfer_report.check_period(request.args.get("from"), request.args.get("to"),
                                               request.args.get("by"))
     except ValidationFailed:
-        abort(422)
+        return error_response(422, "invalid_period", PERIOD_INVALID)
     return Response(xlsx_bytes(period, table(period)), mimetype=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{_filename(period, "xlsx")}"'})

@@ -20,6 +20,7 @@ from processes import case_facts
 from processes.case_facts import NONE_KEY, Period
 
 from .access import permission_required
+from .errors import PERIOD_INVALID, error_response
 from .extensions import db
 from .reports import XLSX, _default_period, english, rate, workbook
 from .views_helpers import engine
@@ -163,8 +164,8 @@ def xlsx(subject: str) -> Any:
     try:
         period = case_facts.check_period(subject, request.args.get("from"), request.args.get("to"),
                                          request.args.get("by"))
-    except ValidationFailed as exc:
-        return Response("; ".join(f"{k}: {v}" for k, v in exc.fields.items()), status=422, mimetype="text/plain")
+    except ValidationFailed:
+        return error_response(422, "invalid_period", PERIOD_INVALID)
     return xlsx_response(period, table(period))
 
 

@@ -138,3 +138,26 @@ def test_a_number_the_database_cannot_hold_is_the_requests_fault_wherever_it_sli
     assert page.status_code == 400 and "超出了系统能保存的范围" in page.get_data(as_text=True)
     answer = browser.get("/api/v1/slipped")
     assert answer.status_code == 400 and answer.get_json()["error"] == "out_of_range"
+
+
+@pytest.mark.parametrize("url", ["/reports/complaints?from=bad&by=zz", "/reports/complaints.xlsx?from=bad",
+                                 "/reports/acceptance.xlsx?from=bad", "/reports/roaming.xlsx?from=2026-13-01",
+                                 "/reports/dunning.xlsx?to=x"])
+def test_a_bad_report_period_is_refused_on_a_page_in_words(app, url):
+    browser = app.test_client()
+    browser.post("/login", data={"username": "manager1", "password": "kefu-demo"})
+    answer = browser.get(url)
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and answer.mimetype == "text/html"
+    assert "统计周期或分组无效" in page and "YYYY-MM-DD" not in page and "one of" not in page
+
+
+def test_the_alerts_page_does_not_echo_a_posted_view_into_its_redirect(app):
+    """A form's ``show`` went into the Location header as it was: 100,000 characters made a
+    header no client reads (the auditor's LineTooLong)."""
+    browser = app.test_client()
+    browser.post("/login", data={"username": "admin", "password": "kefu-demo"})
+    answer = browser.post("/escalations/1/urge", data={"note": "x" * 100_000, "show": "x" * 100_000})
+    assert answer.status_code == 302 and len(answer.headers["Location"]) < 100
+    kept = browser.post("/escalations/1/acknowledge", data={"show": "unacknowledged"})
+    assert kept.headers["Location"].endswith("show=unacknowledged")
