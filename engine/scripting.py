@@ -21,10 +21,16 @@ imports SpiffWorkflow's environment base only; it must not import web code.
 from __future__ import annotations
 
 import ast
+import math
 import operator
+import re
+import resource
 import sys
 import time
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -45,6 +51,8 @@ MAX_ITEMS = 100_000          # elements of a built sequence or string, and of a 
 MAX_INT_BITS = 100_000       # size of an integer built by ** or <<
 MAX_ITERATIONS = 1_000_000   # loop iterations of one evaluation
 TIME_LIMIT_S = 1.0           # wall-clock time of one evaluation
+MEMORY_LIMIT_MB = 256        # growth of the process's peak memory during one evaluation
+MAX_DEPTH = 64               # nesting of a value a script leaves in the case's data
 
 
 class ScriptRefused(Exception):
@@ -68,6 +76,33 @@ class _Transformer(RestrictingNodeTransformer):
         self.error(node, "while loops are not allowed in a diagram's script: loop over a range")
         return node
 
+    def visit_Try(self, node: ast.AST) -> Any:
+        # A handler would catch the sandbox's own refusal (the time limit is raised from a trace
+        # function, which Python then removes), and the script would run on unchecked.
+        self.error(node, "try/except is not allowed in a diagram's script: a script that fails stops "
+                         "its step, and the administrator sees why")
+        return node
+
+    visit_TryStar = visit_Try
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> Any:
+        spec = node.format_spec
+        if spec is not None:
+            parts = spec.values if isinstance(spec, ast.JoinedStr) else [spec]
+            if not all(isinstance(p, ast.Constant) for p in parts):
+                self.error(node, "an f-string's format may not be computed in a diagram's script")
+                return node
+            widths = [int(n) for p in parts for n in re.findall(r"\d+", str(p.value))]
+            if any(w > MAX_ITEMS for w in widths):
+                self.error(node, f"an f-string's width is limited to {MAX_ITEMS} characters")
+                return node
+        node = self.node_contents_visit(node)
+        # The value is formatted by the interpreter itself: its size is checked first.
+        shown = ast.Call(func=ast.Name("_shown_", ast.Load()), args=[node.value], keywords=[])
+        copy_locations(shown, node.value)
+        node.value = shown
+        return node
+
     def visit_BinOp(self, node: ast.BinOp) -> Any:
         node = self.node_contents_visit(node)
         symbol = _GUARDED_OPS.get(type(node.op))
@@ -79,9 +114,9 @@ class _Transformer(RestrictingNodeTransformer):
         return call
 
 
-_GUARDED_OPS = {ast.Add: "+", ast.Mult: "*", ast.Pow: "**", ast.LShift: "<<"}
+_GUARDED_OPS = {ast.Add: "+", ast.Mult: "*", ast.Pow: "**", ast.LShift: "<<", ast.Mod: "%"}
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "*": operator.mul, "**": operator.pow, "<<": operator.lshift,
+    "+": operator.add, "*": operator.mul, "**": operator.pow, "<<": operator.lshift, "%": operator.mod,
     "+=": operator.add, "*=": operator.mul, "**=": operator.pow, "<<=": operator.lshift,
     "-=": operator.sub, "/=": operator.truediv, "//=": operator.floordiv, "%=": operator.mod,
     ">>=": operator.rshift, "&=": operator.and_, "|=": operator.or_, "^=": operator.xor,
@@ -89,19 +124,49 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 _SIZED = (str, bytes, list, tuple)
 
 
-def _size(value: Any) -> int:
-    return len(value) if isinstance(value, _SIZED) else 0
+def _size(value: Any, limit: int = MAX_ITEMS) -> int:
+    """Items of ``value`` counted deeply, a nested container once per place it appears (so that
+    ``[[0] * 100000] * 100000`` counts what printing or comparing it would walk); characters of
+    text. Stops counting past ``limit``."""
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += len(item)
+            stack.extend(item)
+    return total
+
+
+def _refuse_if_large(*values: Any, factor: int = 1) -> None:
+    if sum(_size(v) for v in values) * max(factor, 1) > MAX_ITEMS:
+        raise ScriptRefused(f"the result would exceed {MAX_ITEMS} items")
+
+
+_FORMAT_WIDTHS = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
 def _check_binop(symbol: str, left: Any, right: Any) -> None:
     op = symbol.rstrip("=")
-    if op == "+" and isinstance(left, _SIZED) and _size(left) + _size(right) > MAX_ITEMS:
-        raise ScriptRefused(f"the result would exceed {MAX_ITEMS} items")
+    if op == "+" and isinstance(left, _SIZED):
+        _refuse_if_large(left, right)
     if op == "*":
         for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, _SIZED) and isinstance(times, int) and _size(seq) * times > MAX_ITEMS:
-                raise ScriptRefused(f"the result would exceed {MAX_ITEMS} items")
+            if isinstance(seq, _SIZED) and isinstance(times, int):
+                _refuse_if_large(seq, factor=times)
+    if op == "%" and isinstance(left, str):  # '%0999999999d' % 0 builds a gigabyte
+        for width, precision in _FORMAT_WIDTHS.findall(left):
+            if "*" in (width, precision) or max(int(width or 0), int(precision or 0)) > MAX_ITEMS:
+                raise ScriptRefused(f"a % format's width is limited to {MAX_ITEMS} characters")
+        _refuse_if_large(left, right)
     ints = isinstance(left, int) and isinstance(right, int)
+    if op == "*" and ints and abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
+        raise ScriptRefused(f"the number would exceed {MAX_INT_BITS} bits")
     if op == "**" and ints and right > 0 and abs(left) > 1 and abs(left).bit_length() * right > MAX_INT_BITS:
         raise ScriptRefused(f"the number would exceed {MAX_INT_BITS} bits")
     if op == "<<" and ints and left and abs(left).bit_length() + right > MAX_INT_BITS:
@@ -140,12 +205,73 @@ def _sized_str_method(value: str, name: str) -> Callable[..., Any]:
 
 
 _SIZED_STR_METHODS = frozenset(("ljust", "rjust", "center", "zfill", "expandtabs", "replace"))
+_GROWING_LIST_METHODS = frozenset(("append", "extend", "insert"))
+
+
+def _joined(separator: str) -> Callable[[Any], str]:
+    def join(items: Any) -> str:
+        items = list(items)
+        length = sum(len(i) for i in items if isinstance(i, str)) + len(separator) * max(len(items) - 1, 0)
+        if length > MAX_ITEMS:
+            raise ScriptRefused(f"the result would exceed {MAX_ITEMS} characters")
+        return separator.join(items)
+
+    return join
+
+
+def _growing(target: list, name: str) -> Callable[..., Any]:
+    method = getattr(target, name)
+
+    def guarded(*args: Any) -> Any:
+        _refuse_if_large(target, *args)
+        return method(*args)
+
+    return guarded
 
 
 def _getattr(obj: Any, name: str, *default: Any) -> Any:
     if isinstance(obj, str) and name in _SIZED_STR_METHODS:
         return _sized_str_method(obj, name)
+    if isinstance(obj, str) and name == "join":
+        return _joined(obj)
+    if isinstance(obj, list) and name in _GROWING_LIST_METHODS:
+        return _growing(obj, name)
     return safer_getattr(obj, name, *default)
+
+
+def _shown(value: Any) -> Any:
+    """What is turned into text (``str``, ``repr``, an f-string) is first checked for size."""
+    _refuse_if_large(value)
+    return value
+
+
+class _StrType(type):
+    """``str`` as scripts see it: ``isinstance(x, str)`` still works, and ``str(x)`` checks the size
+    of what it is asked to print."""
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, str)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            _shown(args[0])
+        return str(*args, **kwargs)
+
+
+class _Str(metaclass=_StrType):
+    pass
+
+
+def _repr(value: Any) -> str:
+    return repr(_shown(value))
+
+
+def _sum(items: Any, start: Any = 0) -> Any:
+    """Numbers only: ``sum(lists, [])`` copies quadratically inside one call the clock cannot see."""
+    values = list(items)
+    if not all(isinstance(v, int | float | Decimal) for v in (start, *values)):
+        raise ScriptRefused("sum() adds numbers only")
+    return sum(values, start)
 
 
 def _getitem(obj: Any, key: Any) -> Any:
@@ -153,12 +279,13 @@ def _getitem(obj: Any, key: Any) -> Any:
 
 
 _NAMES_KEPT = ("None", "False", "True", "abs", "bool", "chr", "divmod", "float", "int", "isinstance",
-               "len", "ord", "round", "str", "repr", "hex", "oct", "slice", "callable")
+               "len", "ord", "round", "hex", "oct", "slice", "callable")
 # The functions Kefu offers to a diagram's scripts, on purpose (docs/bpmn-conventions.md).
 OFFERED: dict[str, Any] = {
     **{name: safe_builtins[name] for name in _NAMES_KEPT},
     **{name: value for name, value in safe_builtins.items() if name.endswith(("Error", "Exception"))},
-    "range": _range, "min": min, "max": max, "sum": sum, "any": any, "all": all, "sorted": sorted,
+    "str": _Str, "repr": _repr,
+    "range": _range, "min": min, "max": max, "sum": _sum, "any": any, "all": all, "sorted": sorted,
     "reversed": reversed, "enumerate": enumerate, "zip": zip, "list": list, "dict": dict,
     "set": set, "tuple": tuple, "frozenset": frozenset, "map": map, "filter": filter,
 }
@@ -198,6 +325,8 @@ class _Budget:
     def __init__(self) -> None:
         self.deadline = time.monotonic() + TIME_LIMIT_S
         self.iterations = 0
+        self.events = 0
+        self.memory_ceiling = _peak_memory_kb() + MEMORY_LIMIT_MB * 1024
 
     def getiter(self, iterable: Any) -> Any:
         for item in iter(iterable):
@@ -211,7 +340,15 @@ class _Budget:
             return None  # library code the script calls is not traced
         if time.monotonic() > self.deadline:
             raise ScriptRefused(f"the script ran longer than {TIME_LIMIT_S:g} s")
+        self.events += 1
+        # The peak grows only when memory does; sampled, since one look costs a system call.
+        if not self.events % 32 and _peak_memory_kb() > self.memory_ceiling:
+            raise ScriptRefused(f"the script used more than {MEMORY_LIMIT_MB} MB")
         return self.trace
+
+
+def _peak_memory_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _namespace(budget: _Budget, data: dict[str, Any]) -> dict[str, Any]:
@@ -222,7 +359,7 @@ def _namespace(budget: _Budget, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "__builtins__": builtins, "_getattr_": _getattr, "_getitem_": _getitem,
         "_getiter_": budget.getiter, "_write_": full_write_guard, "_binop_": _binop,
-        "_inplacevar_": _binop, "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+        "_inplacevar_": _binop, "_shown_": _shown, "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence,
     }
 
@@ -264,9 +401,42 @@ class SandboxEnvironment(TaskDataEnvironment):
         result = {k: v for k, v in namespace.items()
                   if k not in guards and k not in external and not callable(v)}
         result.update({k: context[k] for k in guards if k in context})
+        for name, value in result.items():
+            problem = _unstorable(value)
+            if problem:
+                raise ScriptRefused(f"the script left a value the case cannot keep in '{name}': {problem}")
         context.clear()
         context.update(result)
         return True
+
+
+_LEAVES = (str, bool, int, float, Decimal, datetime, date, time_of_day, timedelta, type(None))
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why ``value`` cannot be kept in the case's data (stored as JSON), or None."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if seen > MAX_ITEMS:
+            return f"more than {MAX_ITEMS} items"
+        if depth > MAX_DEPTH:
+            return f"nested more than {MAX_DEPTH} levels deep"
+        if isinstance(item, dict):
+            if not all(isinstance(k, str | int) for k in item):
+                return "a mapping whose keys are not text"
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item).bit_length() > 14_000:
+            return "a number of more than 4,000 digits"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "a number that is not finite"
+        elif not isinstance(item, _LEAVES):
+            return f"a {type(item).__name__} (keep lists, mappings, text and numbers)"
+    return None
 
 
 def make_script_engine() -> PythonScriptEngine:

@@ -44,6 +44,16 @@ ESCAPES_AT_RUN = [
     "'ab'.replace('', 'x' * 50000)",
     "(lambda f: f(f))(lambda f: f(f))",
     "sum(1 for a in range(100000) for b in range(100000))",
+    # the auditor's second round: memory built inside one call, quadratic work the clock cannot see
+    "len(''.join(['a' * 100000] * 10000))",
+    "'%01000000000d' % 0",
+    "len(sum([[0] * 100000] * 200, []))",
+    "sum([[0] * 1000] * 20, [])",
+    "str([[0] * 100000] * 100000)",
+    "repr([[0] * 100000 for _ in range(2000)])",
+    "f'{[[0] * 100000 for _ in range(2000)]}'",
+    "[[0] * 100000 for _ in range(100000)]",
+    "(10**30000) * (10**30000) * (10**30000) * (10**30000)",
 ]
 
 
@@ -66,6 +76,11 @@ def test_escapes_fail_at_run_time_quickly(expression):
 @pytest.mark.parametrize("script", [
     "import os", "from os import system", "class A:\n    pass", "while True:\n    pass",
     "_secret = 1",
+    # a handler would catch the time limit's refusal, and Python removes a trace that raised
+    "def f(n):\n    return 1 if n < 1 else f(n - 1) + f(n - 1)\ntry:\n    f(40)\nexcept Exception:\n    pass\nf(40)",
+    "try:\n    x = 1\nfinally:\n    y = 2",
+    "x = f'{0:>1000000000}'",
+    "w = 10\nx = f'{0:>{w}}'",
 ])
 def test_statements_refused_at_compile(script):
     assert check_script(script, "exec") is not None
@@ -76,6 +91,8 @@ def test_statements_refused_at_compile(script):
     "def f(n):\n    return f(n + 1)\nr = f(0)",                               # deep recursion
     "s = 'x'\nfor i in range(40):\n    s = s + s",                            # doubling memory
     "s = 'x'\nfor i in range(40):\n    s += s",
+    "a = [1]\nfor i in range(40):\n    a.extend(a)",                            # doubling a list
+    "x = 10**30000\nfor i in range(30):\n    x = x * x",                        # squaring a number
 ])
 def test_runaway_scripts_are_stopped(script):
     started = time.monotonic()
@@ -178,3 +195,39 @@ def test_a_script_refused_at_run_time_fails_the_case_without_effect(store):
     assert "100000" in str(caught.value)
     session.rollback()
     assert session.query(ProcessInstance).filter_by(process_key="scripted").count() == 0
+
+
+@pytest.mark.parametrize(("script", "reason"), [
+    ("x = set([1, 2])", "a set"),
+    ("x = range(3)", "a range"),
+    ("x = map(str, [1])", "a map"),
+    ("x = 10**5000", "4,000 digits"),
+    ("x = float('nan')", "not finite"),
+    ("x = []\nfor i in range(1000):\n    x = [x]", "nested more than"),
+])
+def test_a_script_may_leave_only_what_the_case_can_keep(script, reason):
+    """What a script leaves is stored as the case's JSON: anything else is refused in the step
+    (it was a 500 when the step was saved)."""
+    with pytest.raises(ScriptRefused, match=reason):
+        ENV.execute(script, {})
+
+
+def test_what_scripts_legitimately_do_with_text_and_lists_still_works():
+    context: dict = {}
+    ENV.execute("n = sum([1, 2.5])\nt = f'{n:.1f} / {n!r}'\nok = isinstance(t, str) and str(3) == '3'\n"
+                "items = []\nitems.append(1)\nitems.extend([2, 3])\nitems.insert(0, 0)\n"
+                "joined = ','.join(str(i) for i in items)\npadded = '%05d' % 42 + '%s-%s' % ('a', 'b')", context)
+    assert context == {"n": 3.5, "t": "3.5 / 3.5", "ok": True, "items": [0, 1, 2, 3], "joined": "0,1,2,3",
+                       "padded": "00042a-b"}
+
+
+def test_a_script_that_leaves_a_set_fails_the_case_in_words_not_a_500(store):
+    session, engine = store
+    engine.deploy(session, _diagram("out = set([1])"), {}, now=T0)
+    session.commit()
+    from engine.errors import InstanceFailed
+
+    with pytest.raises(InstanceFailed) as caught:
+        engine.start(session, "scripted", {}, actor=user_by_name(session, "admin"), now=T0)
+    assert "a set" in str(caught.value)
+    session.rollback()
