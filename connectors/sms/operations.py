@@ -38,8 +38,10 @@ def operations(client: Any, render: Renderer) -> list[Operation]:
         """query_sm for each id the SMSC gave: it has the text when it knows every part. An id the
         SMSC has given a later text since (it restarted) is not asked: the answer would be that text's."""
         if not ids:
-            return PeerAnswer(None, "短信中心在中断前没有返回短信编号：无法向短信中心查询。"
-                                    "这条短信很可能没有发出；如确认未收到，可重试。")
+            # The SMSC may have taken the text and answered after the worker died: without its id
+            # nobody can tell (SMPP has no query by content), so this never reads as "not sent".
+            return PeerAnswer(None, "短信中心在中断前没有返回短信编号，无法向短信中心查询：这条短信可能已经发出，"
+                                    "也可能没有。请先向客户核实是否收到；确认未收到再重试（重试会再发一条）。")
         if reused:
             return PeerAnswer(None, f"短信中心重启过，编号 {'、'.join(sorted(reused))} 已分配给之后的另一条短信："
                                     "查询结果会是那条短信的，无法据此确认。请向客户核实：未收到则重试。")
