@@ -96,7 +96,8 @@ class User(Base):
     extension: Mapped[str | None] = mapped_column(String(16))
     locale: Mapped[str | None] = mapped_column(String(10))
     active: Mapped[bool] = mapped_column(default=True)
-    # Bumped to revoke every bearer token of the user (new password, API logout, deactivation).
+    # Bumped to revoke every bearer token (new password, API logout, deactivation) and, with a new
+    # password or deactivation, every browser session: both carry the version they were issued under.
     token_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime | None]
 
@@ -113,7 +114,9 @@ class User(Base):
         return self.active
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What a browser session keeps: the id and the token version (a new password or a
+        deactivation ends every session issued before it, also in another browser)."""
+        return f"{self.id}.{self.token_version or 1}"
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)

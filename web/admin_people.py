@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, login_user
 
 from engine import administration as admin
 from engine import sign_in
@@ -236,7 +236,8 @@ def own_password():
         else:
             try:
                 change_own_password(current_user, form.get("old", ""), form.get("new", ""))
-                flash(_("Your password is changed; your API tokens no longer work."), "ok")
+                login_user(current_user._get_current_object())  # this session goes on; all others end
+                flash(_("Your password is changed; your API tokens and your other sessions no longer work."), "ok")
                 return redirect(url_for("inbox.home"))
             except Throttled as exc:
                 errors, status = {"old": _("Too many failed sign-ins. Try again in %(minutes)s minute(s).",

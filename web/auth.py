@@ -29,9 +29,12 @@ bp = Blueprint("auth", __name__)
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    user = load_user(db.session, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.active else None
+def _load_user(session_id: str) -> User | None:
+    user_id, _dot, version = session_id.partition(".")
+    user = load_user(db.session, int(user_id)) if user_id.isdigit() and version.isdigit() else None
+    if user is None or not user.active or int(version) != (user.token_version or 1):
+        return None
+    return user
 
 
 class Throttled(Exception):

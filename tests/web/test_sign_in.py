@@ -88,3 +88,41 @@ def test_every_response_carries_the_security_headers(client, token):
         assert answer.headers["X-Frame-Options"] == "DENY"
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
         assert answer.headers["Referrer-Policy"] == "same-origin"
+
+
+def _browser(app, username, password="kefu-demo"):
+    browser = app.test_client()
+    assert browser.post("/login", data={"username": username, "password": password}).status_code == 302
+    return browser
+
+
+def _signed_in(browser) -> bool:
+    return browser.get("/inbox").status_code == 200
+
+
+def test_browser_sessions_end_with_a_new_password(app, clock):
+    """The auditor's F7: a session in another browser outlived a password change and an
+    administrator's reset."""
+    here, elsewhere = _browser(app, "agent1"), _browser(app, "agent1")
+    answer = here.post("/account/password", data={"old": "kefu-demo", "new": "Neues-Passwort-26",
+                                                  "confirm": "Neues-Passwort-26"})
+    assert answer.status_code == 302, answer.get_data(as_text=True)[-500:]
+    assert _signed_in(here)  # the browser that changed it stays signed in
+    assert not _signed_in(elsewhere)
+
+    reset = _browser(app, "agent2")
+    admin = _browser(app, "admin")
+    assert admin.post("/admin/users/agent2/password", data={"password": "Reset-Passwort-26"}).status_code == 302
+    assert not _signed_in(reset)
+
+
+def test_a_session_from_before_versions_or_with_a_forged_version_is_not_accepted(app):
+    from web.auth import _load_user
+    from web.extensions import db
+
+    with app.app_context():
+        user = user_by_name(db.session, "agent1")
+        assert _load_user(user.get_id()) is user
+        assert _load_user(str(user.id)) is None  # an old cookie holding the id only
+        assert _load_user(f"{user.id}.{(user.token_version or 1) + 1}") is None
+        assert _load_user(f"{user.id}.x") is None and _load_user("x.1") is None
