@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
@@ -66,8 +66,9 @@ class JobMarks:
     def note(self, job: ClaimedJob, kind: str, ids: Iterable[str], now: datetime) -> None:
         """Store the ids a peer gave ``job``'s call (best effort, not waited for: they go with the
         next group of marks, or with ``flush`` when the batch's calls are over)."""
+        given = datetime.now(UTC)  # the host's clock, as the peer's reports are (PeerReference.given_at)
         rows = [PeerReference(kind=kind[:20], ref=str(ref)[:80], job_id=job.id, instance_id=job.instance_id,
-                              state=ACCEPTED, created_at=now, updated_at=now) for ref in ids]
+                              state=ACCEPTED, created_at=now, updated_at=now, given_at=given) for ref in ids]
         with self._lock:
             self._notes.extend(rows)
 

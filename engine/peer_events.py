@@ -4,11 +4,12 @@ handled by the tick (``processes.inbound``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+import re
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, select
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Base
@@ -17,6 +18,9 @@ from .outbox import ConnectorJob
 
 # How long a peer's id identifies one call: beyond an SMS's validity period (48-72 h at SMSCs).
 REFERENCE_WINDOW = timedelta(days=7)
+# How far a peer's clock and ours may disagree, plus the time a call takes to have its id recorded.
+PEER_CLOCK_SLACK = timedelta(minutes=2)
+_CANDIDATES = 50  # references with one id looked at for one report (one per restart of the peer)
 
 
 class PeerReference(Base):
@@ -24,8 +28,8 @@ class PeerReference(Base):
     that later reports from the peer (delivery receipts, call events) find the job and its case.
 
     A peer's ids are not unique over time: an SMSC that restarts numbers its messages from 1 again.
-    So the same (kind, ref) may be stored many times, and a report goes to the newest one given
-    within :data:`REFERENCE_WINDOW` (what a restarted peer reports on is what it was given since)."""
+    So the same (kind, ref) may be stored many times; :func:`update_reference` tells them apart by
+    what the report says of itself (when its call was made, to whom) and by ``given_at``."""
 
     __tablename__ = "connector_refs"
     __table_args__ = (Index("ix_connector_refs_ref", "kind", "ref", "id"),)
@@ -38,6 +42,9 @@ class PeerReference(Base):
     state: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # When the peer gave the id by this host's clock — not the engine's, which ticks and tests set —
+    # to be compared with the peer's own clock (a receipt's submit date). None on older rows.
+    given_at: Mapped[datetime | None]
 
 
 class InboundEvent(Base):
@@ -60,30 +67,66 @@ class InboundEvent(Base):
 
 def add_references(session: Session, job: ConnectorJob, kind: str, refs: Iterable[str], state: str,
                    now: datetime) -> None:
+    given = datetime.now(UTC)  # the host's clock, as the peer's reports are (see PeerReference.given_at)
     for ref in refs:
         session.add(PeerReference(kind=kind, ref=str(ref)[:80], job_id=job.id, instance_id=job.instance_id,
-                                  state=state, created_at=now, updated_at=now))
+                                  state=state, created_at=now, updated_at=now, given_at=given))
 
 
 def update_reference(session: Session, kind: str, ref: str, state: str, now: datetime,
-                     detail: dict[str, Any] | None = None, job_key: str | None = None) -> PeerReference | None:
+                     detail: dict[str, Any] | None = None, job_key: str | None = None, *,
+                     called_at: datetime | None = None, address: str | None = None,
+                     settled: Collection[str] = ()) -> PeerReference | None:
     """A peer reported on one of its ids (e.g. a delivery receipt): store the state and put it on the
-    case's history. When the peer's client knows which call was given the id (``job_key``, the
-    job's idempotency key) the report goes to that call's reference — None while its outcome is not
-    stored yet. Otherwise it belongs to the newest call the peer gave that id within
-    :data:`REFERENCE_WINDOW`; unknown ids (another system's, or older) are ignored."""
-    query = select(PeerReference).where(PeerReference.kind == kind, PeerReference.ref == ref)
-    if job_key:
-        query = query.join(ConnectorJob, ConnectorJob.id == PeerReference.job_id).where(ConnectorJob.key == job_key)
-    else:
-        query = query.where(PeerReference.created_at >= now - REFERENCE_WINDOW)
-    row = session.scalars(query.order_by(PeerReference.id.desc()).limit(1)).first()
+    case's history; None when no recorded call fits the report (yet: the caller keeps the report and
+    tries again, as its call's id may not be recorded yet).
+
+    A restarted peer gives its ids again, so a report may name an id several calls were given. What
+    the report says of itself rules calls out: one the peer gave the id more than
+    :data:`PEER_CLOCK_SLACK` before the report's own ``called_at`` (by the peer's clock: a call
+    before the peer restarted); one whose job's ``to`` is not the report's ``address``; one already
+    in a ``settled`` state (it had its final report). Of the calls left, ``job_key`` (the job's
+    idempotency key, from the peer client that made the call) names the one — or, when that call's
+    id is not recorded yet, none: the report waits for it. A ``job_key`` naming a call ruled out is
+    not trusted (a client that outlived a restart of its peer) and the newest call left within
+    :data:`REFERENCE_WINDOW` takes the report; unknown ids (another system's, or older) are ignored."""
+    recent = PeerReference.created_at >= now - REFERENCE_WINDOW
+    rows = session.execute(
+        select(PeerReference, ConnectorJob).join(ConnectorJob, ConnectorJob.id == PeerReference.job_id)
+        .where(PeerReference.kind == kind, PeerReference.ref == ref,
+               or_(recent, ConnectorJob.key == job_key) if job_key else recent)
+        .order_by(PeerReference.id.desc()).limit(_CANDIDATES)).all()
+
+    def fits(reference: PeerReference, job: ConnectorJob) -> bool:
+        if reference.state in settled:
+            return False
+        if called_at is not None and reference.given_at is not None \
+                and reference.given_at < called_at - PEER_CLOCK_SLACK:
+            return False
+        return not address or _same_number(address, (job.params or {}).get("to"))
+
+    tagged = [(r, j) for r, j in rows if job_key and j.key == job_key]
+    if job_key and not tagged:
+        return None  # the call that was given the id is not recorded yet
+    row = next((r for r, j in tagged if fits(r, j)), None)
+    if row is None:
+        row = next((r for r, j in rows if r.created_at >= now - REFERENCE_WINDOW and fits(r, j)), None)
     if row is None:
         return None
     row.state, row.updated_at = state, now
     record_event(session, f"{kind}_{state}", at=now, instance_id=row.instance_id, message=ref,
                  data={"job_id": row.job_id, **(detail or {})})
     return row
+
+
+def _same_number(reported: str, sent: Any) -> bool:
+    """The peer's address for a call is the one we sent it to, give or take a country prefix
+    (8613800000009 for 13800000009). Nothing to compare (no ``to``): not ruled out."""
+    a, b = re.sub(r"\D", "", reported), re.sub(r"\D", "", str(sent or ""))
+    if not a or not b:
+        return True
+    short, long = sorted((a, b), key=len)
+    return long.endswith(short) and len(short) >= min(len(long), 7)
 
 
 # -- inbound -----------------------------------------------------------------------------------

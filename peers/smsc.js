@@ -33,6 +33,8 @@ const DEFAULTS = {
   reject_destinations: {},           // {"13800000003": "ESME_RINVDSTADR"}: submit_sm_resp error status
   refuse_all_binds: false,    // answer every bind with ESME_RBINDFAIL
   response_delay_ms: 0,       // hold each submit_sm_resp this long (to see the client's window at work)
+  receipt_route: 'first',     // 'other': a receipt goes to a bound session other than the one that submitted
+                              // (as SMSCs spread deliver_sm over an account's binds), if there is one
   // password: 'other'        // set to change the accepted password (as an operator might)
 };
 const MESSAGE_STATES = {DELIVRD: 2, EXPIRED: 3, DELETED: 4, UNDELIV: 5, ACCEPTD: 6, UNKNOWN: 7, REJECTD: 8};
@@ -155,7 +157,7 @@ function submit(session, pdu) {
   const stat = config.receipt_stat_by_destination[part.destination] || config.receipt_stat;
   setTimeout(() => Object.assign(part, {state: stat, final_at: new Date()}), config.receipt_delay_ms);
   if (config.receipts && (wanted === 1 || (wanted === 2 && stat !== 'DELIVRD'))) {
-    setTimeout(() => deliver(receiptPdu(part, stat)), config.receipt_delay_ms);
+    setTimeout(() => deliver(receiptPdu(part, stat), session), config.receipt_delay_ms);
   }
 }
 
@@ -278,8 +280,13 @@ function receivers() {
     (s.bound === 'bind_transceiver' || s.bound === 'bind_receiver'));
 }
 
-function deliver(fields) {  // to a bound receiver now, or once one binds; again if not acknowledged
-  const [session] = receivers();
+const submitters = new WeakMap();  // receipt fields -> the session that submitted the message
+
+function deliver(fields, submitter) {  // to a bound receiver now, or once one binds; again if not acknowledged
+  if (submitter) submitters.set(fields, submitter);
+  const bound = receivers();
+  const avoid = config.receipt_route === 'other' ? submitters.get(fields) : undefined;
+  const session = bound.find((s) => s !== avoid) || bound[0];
   if (!session) {
     undelivered.push(fields);
     return false;
@@ -293,7 +300,7 @@ function deliver(fields) {  // to a bound receiver now, or once one binds; again
 function flush() {
   const waiting = undelivered;
   undelivered = [];
-  waiting.forEach(deliver);
+  waiting.forEach((fields) => deliver(fields));
 }
 
 // --- control side --------------------------------------------------------------------------------
@@ -317,7 +324,7 @@ const routes = {
   'POST /mo': (body) => {
     const pdus = moPdus(String(body.from), String(body.to), String(body.text));
     stats.mo_sent++;
-    const sent = pdus.map(deliver).every(Boolean);
+    const sent = pdus.map((pdu) => deliver(pdu)).every(Boolean);
     return {parts: pdus.length, queued: !sent};
   },
   'POST /receipt': (body) => {

@@ -98,7 +98,8 @@ class SmscPeer:
     def configure(self, **settings: Any) -> dict[str, Any]:
         """Change behaviour: throttle_every, drop_after, receipts, receipt_delay_ms, receipt_stat,
         receipt_stat_by_destination, reject_destinations, refuse_all_binds, response_delay_ms,
-        password (the one accepted from now on). Returns the whole config."""
+        receipt_route ("other": receipts go to a bind other than the submitting one, when there is
+        one), password (the one accepted from now on). Returns the whole config."""
         return self._call("POST", "/config", settings)
 
     def reset(self) -> None:

@@ -16,6 +16,9 @@ from engine.runtime import Engine
 log = logging.getLogger("kefu.inbound")
 SMS_REPLY = "sms_reply"          # the BPMN message a case waits on for a customer's SMS reply
 RECEIPT_GRACE = timedelta(minutes=10)  # a receipt may overtake the recording of its submit
+# A text has one final receipt: a text already in one of these states takes no other (a second
+# final receipt with its id is for another text the SMSC gave the id after a restart, or a repeat).
+FINAL_STATES = frozenset({"delivered", "undeliverable", "expired", "rejected"})
 
 
 def process_inbound(session: Session, engine: Engine, now: datetime, limit: int = 500) -> int:
@@ -46,17 +49,39 @@ def process_inbound(session: Session, engine: Engine, now: datetime, limit: int 
 
 def _handle(session: Session, engine: Engine, event: peer_events.InboundEvent, now: datetime) -> str | None:
     if event.kind == "smpp_receipt":
-        detail = event.payload.get("detail") or {}
-        row = peer_events.update_reference(session, "smpp", event.ref or "", event.payload.get("state", "unknown"),
-                                      now, {"to_state": event.payload.get("state")},
-                                      job_key=detail.get("submit_tag") if isinstance(detail, dict) else None)
-        if row is None:
-            return None if now - event.received_at < RECEIPT_GRACE else "unknown message id"
-        event.instance_id = row.instance_id
-        return f"message {row.state}"
+        return _receipt(session, event, now)
     if event.kind == "sms_mo":
         return _route_reply(session, engine, event, now)
     return f"ignored ({event.kind})"
+
+
+def _receipt(session: Session, event: peer_events.InboundEvent, now: datetime) -> str | None:
+    """A delivery receipt goes to the text it reports on, told apart from older texts the SMSC gave
+    the same id (before a restart) by its submit date, its handset number and the one final receipt
+    a text gets. None (kept, tried at the next tick) while no recorded text fits: its own text's id
+    may not be recorded yet — never an older text instead."""
+    detail = event.payload.get("detail")
+    detail = detail if isinstance(detail, dict) else {}
+    state = str(event.payload.get("state", "unknown"))
+    called_at = _instant(detail.get("submitted_at"))
+    row = peer_events.update_reference(
+        session, "smpp", event.ref or "", state, now, {"to_state": event.payload.get("state")},
+        job_key=detail.get("submit_tag") or None, called_at=called_at, address=detail.get("source") or None,
+        settled=FINAL_STATES if state in FINAL_STATES else ())
+    if row is None:
+        if now - event.received_at < RECEIPT_GRACE:
+            return None
+        return "unknown message id: no text the SMSC gave this id fits the receipt (sent to, submit date)"
+    event.instance_id = row.instance_id
+    return f"message {row.state}"
+
+
+def _instant(value: object) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
 
 
 def _route_reply(session: Session, engine: Engine, event: peer_events.InboundEvent, now: datetime) -> str:

@@ -38,6 +38,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from smpplib import consts, smpp
@@ -53,6 +54,7 @@ from connectors.sms.text import (
     mask_number,
     parse_receipt,
     receipt_state,
+    receipt_submit_time,
     split_udh,
 )
 
@@ -190,14 +192,16 @@ class SmppClient:
         self._sequence = _Sequence()
         self._pace = _Pace(config.mps)
         self._reference = random.randrange(256)  # a concatenation reference, not a secret
-        self._inbox: queue.Queue[tuple[Client, Any] | None] = queue.Queue()
+        self._inbox: queue.Queue[tuple[Client, Any, int] | None] = queue.Queue()
         self._reassembly = Reassembly()
         self._threads: list[threading.Thread] = []
         self._answered = 0                  # submit_sm_resp received (by the reader thread, on any link)
-        # message_id -> the tag of the newest submit the SMSC gave that id. Filled by the reader
-        # thread before any later PDU is read, so a receipt always finds the submit it reports on,
-        # even when the SMSC restarted and numbers its messages from 1 again.
+        # message_id -> the tag of the newest submit the SMSC gave that id on the current bind. Filled
+        # by the reader thread before any later PDU is read, so a receipt always finds the submit it
+        # reports on. Emptied at every bind: the link may have dropped because the SMSC restarted and
+        # numbers its messages from 1 again, and a tag from before would name an older text's job.
         self._tags: OrderedDict[str, str] = OrderedDict()
+        self._session = 0                   # bind number: a receipt's tag must come from its own bind
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -468,6 +472,8 @@ class SmppClient:
         self._unbound.clear()
         with self._cond:
             self._link, self._bind_error = link, None
+            self._session += 1
+            self._tags.clear()
             self._cond.notify_all()
         log.info("bound to SMSC %s as transceiver", self.config)
 
@@ -549,7 +555,7 @@ class SmppClient:
                     self._remember_tag(waiter.message_id, waiter.tag)
                 waiter.done.set()
         elif command == "deliver_sm":
-            self._inbox.put((link, pdu))
+            self._inbox.put((link, pdu, self._session))
         elif command == "enquire_link":
             self._respond(link, pdu, "enquire_link_resp")
         elif command == "unbind":
@@ -587,19 +593,19 @@ class SmppClient:
         what the application did not see is delivered again; apart from the reader, so a callback
         may call submit() without stalling the responses it waits for."""
         while (item := self._inbox.get()) is not None:
-            link, pdu = item
+            link, pdu, session = item
             try:
-                self._deliver(pdu)
+                self._deliver(pdu, session)
             except Exception:
                 log.exception("SMS receipt/MO handler failed; the deliver_sm is acknowledged anyway")
             self._respond(link, pdu, "deliver_sm_resp")
 
-    def _deliver(self, pdu: Any) -> None:
+    def _deliver(self, pdu: Any, session: int = 0) -> None:
         esm_class, coding = pdu.esm_class or 0, pdu.data_coding or 0
         source, destination = _text(pdu.source_addr), _text(pdu.destination_addr)
         body = pdu.short_message or getattr(pdu, "message_payload", None) or b""
         if (esm_class & 0x3C) in _RECEIPT_TYPES:
-            self._receipt(pdu, source, destination, decode_text(coding, body))
+            self._receipt(pdu, source, destination, decode_text(coding, body), session)
             return
         concat, data = split_udh(esm_class, body)
         if concat is not None:
@@ -619,7 +625,7 @@ class SmppClient:
             while len(self._tags) > _TAGS_KEPT:
                 self._tags.popitem(last=False)
 
-    def _receipt(self, pdu: Any, source: str, destination: str, text: str) -> None:
+    def _receipt(self, pdu: Any, source: str, destination: str, text: str, session: int = 0) -> None:
         fields = parse_receipt(text)
         tlv_id = _text(getattr(pdu, "receipted_message_id", None))
         message_state = getattr(pdu, "message_state", None)
@@ -629,9 +635,14 @@ class SmppClient:
         raw = {**fields, "source": source, "destination": destination, "receipted_message_id": tlv_id,
                "message_state": message_state, "network_error_code": error.hex() if error else None}
         with self._cond:
-            tag = self._tags.get(message_id)
+            # A tag remembered on another bind is not trusted: this receipt may come from an SMSC
+            # that restarted since and gave the id again (the other bind's tags are gone).
+            tag = self._tags.get(message_id) if session == self._session else None
         if tag is not None:
             raw["submit_tag"] = tag
+        submitted = receipt_submit_time(fields, self.config.receipt_tz, datetime.now(UTC))
+        if submitted is not None:
+            raw["submitted_at"] = submitted.isoformat()
         log.info("receipt for message %s to %s: %s", message_id, mask_number(source), state)
         if self.on_receipt is not None:
             self.on_receipt(message_id, state, raw)

@@ -7,8 +7,11 @@ are refused here with a message naming the limit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta, timezone, tzinfo
 from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_PORT = 2775  # IANA port for SMPP
 
@@ -35,6 +38,8 @@ class SmppConfig:
     mps: float = 20.0
     enquire_link: float = 30.0
     timeout: float = 10.0
+    # The zone of the SMSC's clock in receipts ("submit date:YYMMDDhhmm"); None: this host's zone.
+    receipt_tz: tzinfo | None = None
 
     def __str__(self) -> str:  # safe for logs: no password
         return f"smpp://{self.system_id}@{self.host}:{self.port}"
@@ -72,16 +77,39 @@ def parse_smpp_url(url: str) -> SmppConfig:
     _check_text("source", source, 20)
     system_type = options.pop("system_type", "")
     _check_text("system_type", system_type, 12)
+    receipt_tz = _zone(options.pop("receipt_tz")) if "receipt_tz" in options else None
     numbers = {name: _number(name, options.pop(name)) for name in list(options) if name in _NUMBERS}
     if options:
-        known = ", ".join(["source", "system_type", *_NUMBERS])
+        known = ", ".join(["source", "system_type", "receipt_tz", *_NUMBERS])
         raise ValueError(f"SMPP URL has unknown parameter(s) {', '.join(sorted(options))}; known: {known}")
     return SmppConfig(host=host, port=port or DEFAULT_PORT, system_id=system_id, password=password,
                       source=source, system_type=system_type,
                       window=int(numbers.get("window", SmppConfig.window)),
                       mps=numbers.get("mps", SmppConfig.mps),
                       enquire_link=numbers.get("enquire_link", SmppConfig.enquire_link),
-                      timeout=numbers.get("timeout", SmppConfig.timeout))
+                      timeout=numbers.get("timeout", SmppConfig.timeout), receipt_tz=receipt_tz)
+
+
+_OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})")
+
+
+def _zone(raw: str) -> tzinfo:
+    """``receipt_tz``: ``UTC``, an offset (``+08:00``, ``+0800``) or a zone name (``Asia/Shanghai``)."""
+    if raw.upper() in ("UTC", "Z"):
+        return UTC
+    match = _OFFSET.fullmatch(raw)
+    if match:
+        sign, hours, minutes = match.groups()
+        offset = timedelta(hours=int(hours), minutes=int(minutes))
+        if offset < timedelta(hours=15):
+            return timezone(-offset if sign == "-" else offset)
+    else:
+        try:
+            return ZoneInfo(raw)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    raise ValueError(f"SMPP URL parameter receipt_tz={raw!r} is not a time zone "
+                     "(expected UTC, an offset such as +08:00, or a name such as Asia/Shanghai)")
 
 
 def _query(query: str) -> dict[str, str]:

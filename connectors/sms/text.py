@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 
 # GSM 03.38 default alphabet (one septet per octet, as SMPP carries it unpacked) and its escape table.
 GSM_BASIC = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -151,6 +152,10 @@ class Reassembly:
         return len(self._parts)
 
 
+# How far the SMSC's clock and ours may disagree, and how long a submit may take to be recorded:
+# a receipt's submit date is trusted to within this much.
+RECEIPT_CLOCK_SLACK = timedelta(minutes=2)
+
 # Delivery receipts: "id:… sub:… dlvrd:… submit date:… done date:… stat:DELIVRD err:… text:…"
 _RECEIPT_FIELD = re.compile(r"(\w+(?: date)?):(\S*)", re.IGNORECASE)
 _TEXT_FIELD = re.compile(r"\btext:", re.IGNORECASE)
@@ -170,6 +175,34 @@ def parse_receipt(text: str) -> dict[str, str]:
     if match:
         fields["text"] = text[match.end():]
     return fields
+
+
+def receipt_submit_time(fields: dict[str, str], zone: tzinfo | None, now: datetime) -> datetime | None:
+    """When a receipt says its message was submitted (``submit date``, YYMMDDhhmm or YYMMDDhhmmss,
+    the start of that minute), read in the SMSC's zone ``zone`` (None: this host's), as UTC.
+
+    None when the receipt has no readable submit date, or when its dates cannot be right in that
+    zone — done date (or submit date) later than ``now`` by more than :data:`RECEIPT_CLOCK_SLACK`,
+    or a submit after the done date: the SMSC's clock or zone is then not the one configured, and
+    a date read wrong would match the receipt to the wrong text."""
+    submitted = _receipt_date(fields.get("submit date", ""), zone)
+    if submitted is None:
+        return None
+    done = _receipt_date(fields.get("done date", ""), zone)
+    latest = now + RECEIPT_CLOCK_SLACK
+    if submitted > latest or (done is not None and (done > latest or submitted > done + timedelta(minutes=1))):
+        return None
+    return submitted
+
+
+def _receipt_date(value: str, zone: tzinfo | None) -> datetime | None:
+    if not value.isdigit() or len(value) not in (10, 12):
+        return None
+    try:
+        local = datetime.strptime(("20" + value)[:12], "%Y%m%d%H%M")
+    except ValueError:
+        return None
+    return (local.replace(tzinfo=zone) if zone is not None else local.astimezone()).astimezone(UTC)
 
 
 def receipt_state(stat: str | None, message_state: int | None = None) -> str:

@@ -12,14 +12,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from connectors.base import PermanentError, TransientError
 from connectors.sms import SmppClient, SmppConfig, SubmitResult, parse_smpp_url
-from connectors.sms.text import encode_message, mask_number, parse_receipt, split_udh
+from connectors.sms.text import encode_message, mask_number, parse_receipt, receipt_submit_time, split_udh
 
 pytest_plugins = ["tests.peers.smsc"]
 slow = pytest.mark.slow  # the project marks tests that start processes; these take well under a second
@@ -275,6 +276,29 @@ def test_receipts_reach_on_receipt_with_the_submitted_message_id(smsc, client_fo
 
 
 @slow
+def test_a_receipt_names_only_a_submit_of_its_own_bind_not_one_from_before_an_smsc_restart(smsc_factory, client_for):
+    """A client that sent id 1 before the SMSC restarted must not tag the receipt of the text the
+    restarted SMSC gave id 1 — another bind's, here — with its own old job (issue 17 item 2)."""
+    smsc = smsc_factory(receipts=False, receipt_route="other")
+    receipts: queue.Queue[tuple[str, str, dict]] = queue.Queue()
+    old = client_for(_config(smsc), on_receipt=lambda *args: receipts.put(args))
+    (before,) = old.submit(CUSTOMER, "before the restart", tag="job-old").message_ids
+
+    port = smsc.smpp_port
+    smsc.stop()
+    restarted = smsc_factory(port=port, receipt_delay_ms=10, receipt_route="other")
+    restarted.wait_for(lambda p: p.stats()["bound"] == 1, timeout=10)  # the old client bound again
+    other = client_for(_config(restarted))
+    (after,) = other.submit("13800000002", "after the restart", tag="job-new").message_ids
+    assert after == before  # the id is given again
+    message_id, state, raw = receipts.get(timeout=5)  # handed to the bind that did not submit
+    assert (message_id, state, raw["source"]) == (after, "delivered", "13800000002")
+    assert "submit_tag" not in raw  # not "job-old"
+    submitted = datetime.fromisoformat(raw["submitted_at"])  # the receipt's submit date, in UTC
+    assert timedelta(0) <= datetime.now(UTC) - submitted < timedelta(minutes=2)
+
+
+@slow
 def test_mo_messages_reach_on_mo_with_exact_text_and_a_failing_handler_does_no_harm(smsc, client_for):
     received: queue.Queue[tuple[str, str, str]] = queue.Queue()
 
@@ -349,6 +373,31 @@ def test_receipt_text_and_masking():
     assert (fields["id"], fields["stat"], fields["done date"]) == ("1A2B", "UNDELIV", "2611230901")
     assert fields["text"] == "id:99 stat:DELIVRD"
     assert mask_number("13800000001") == "138****0001"
+
+
+def test_a_receipts_submit_date_is_read_in_the_smscs_zone_and_distrusted_when_it_cannot_be_right():
+    now = datetime(2026, 11, 23, 1, 5, 30, tzinfo=UTC)  # 09:05:30 in Beijing
+    beijing = {"submit date": "2611230904", "done date": "2611230905"}
+    assert receipt_submit_time(beijing, ZoneInfo("Asia/Shanghai"), now) == datetime(2026, 11, 23, 1, 4, tzinfo=UTC)
+    assert receipt_submit_time(beijing, timezone(timedelta(hours=8)), now) == datetime(2026, 11, 23, 1, 4,
+                                                                                       tzinfo=UTC)
+    with_seconds = {"submit date": "261123090412", "done date": "261123090501"}
+    assert receipt_submit_time(with_seconds, ZoneInfo("Asia/Shanghai"), now) == datetime(2026, 11, 23, 1, 4,
+                                                                                         tzinfo=UTC)
+    # Read as UTC, Beijing dates lie 8 hours ahead: the zone is wrong, the dates are not used.
+    assert receipt_submit_time(beijing, UTC, now) is None
+    # A receipt that comes late (the link was down) keeps its submit date.
+    assert receipt_submit_time(beijing, ZoneInfo("Asia/Shanghai"), now + timedelta(hours=3)) is not None
+    assert receipt_submit_time({"submit date": "2611231004", "done date": "2611230905"},
+                               ZoneInfo("Asia/Shanghai"), now) is None  # submitted after it was done
+    for fields in ({}, {"submit date": "yesterday"}, {"submit date": "2613450000"}):
+        assert receipt_submit_time(fields, UTC, now) is None
+    assert parse_smpp_url("smpp://kefu:secret@smsc?receipt_tz=Asia/Shanghai").receipt_tz == ZoneInfo("Asia/Shanghai")
+    assert parse_smpp_url("smpp://kefu:secret@smsc?receipt_tz=%2B08:00").receipt_tz == timezone(timedelta(hours=8))
+    assert parse_smpp_url("smpp://kefu:secret@smsc?receipt_tz=UTC").receipt_tz == UTC
+    assert parse_smpp_url("smpp://kefu:secret@smsc").receipt_tz is None  # this host's zone
+    with pytest.raises(ValueError, match="receipt_tz='Mars/Olympus' is not a time zone"):
+        parse_smpp_url("smpp://kefu:secret@smsc?receipt_tz=Mars/Olympus")
 
 
 @slow

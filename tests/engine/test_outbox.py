@@ -4,11 +4,11 @@ incidents, crash recovery and delivery of results into the waiting instance."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from connectors.base import INLINE, NotReady, Operation, PermanentError, TransientError
 from engine import outbox, peer_events
@@ -354,6 +354,79 @@ def test_a_peer_id_given_again_after_a_restart_reports_on_the_newest_call(store,
     # Beyond the window an id names no call any more.
     assert peer_events.update_reference(session, "smpp", "0000000001", "delivered",
                                    later + peer_events.REFERENCE_WINDOW + timedelta(minutes=1)) is None
+
+
+def _restarted_peer_ids(session, engine):
+    """Two texts the SMSC gave id 0000000001: one before it restarted (recorded ten minutes
+    before the other was submitted, by the host's clock), one after — not recorded yet."""
+    old, new = _start(session, engine, text="一"), _start(session, engine, text="二")
+    engine.run_jobs(session, T0)
+    old_job, new_job = _jobs(session, old.id)[0], _jobs(session, new.id)[0]
+    old_job.params = {**old_job.params, "to": "13800000001"}
+    new_job.params = {**new_job.params, "to": "13800000002"}
+    peer_events.add_references(session, old_job, "smpp", ["0000000001"], "submitted", T0)
+    session.flush()
+    submitted = datetime.now(UTC).replace(second=0, microsecond=0)  # a receipt's submit date: minutes
+    (ref,) = session.scalars(select(peer_events.PeerReference).where(peer_events.PeerReference.job_id == old_job.id))
+    ref.given_at = submitted - timedelta(minutes=10)
+    session.commit()
+    return old, new, old_job, new_job, submitted
+
+
+def test_a_receipt_never_goes_to_a_text_the_smsc_gave_its_id_before_it_restarted(store, peer):
+    """The receipt of the text after the restart comes before that text's id is recorded (another
+    process sent it): it waits — whether it names no submit or, from a process that outlived the
+    restart, the older text's job — and then goes to its own text (issue 17 item 2)."""
+    session, engine = store
+    old, new, old_job, new_job, submitted = _restarted_peer_ids(session, engine)
+    later = T0 + timedelta(minutes=5)
+    for tag in (None, old_job.key):
+        assert peer_events.update_reference(session, "smpp", "0000000001", "delivered", later,
+                                            job_key=tag, called_at=submitted) is None
+    # Without its submit date, the handset number tells the texts apart.
+    assert peer_events.update_reference(session, "smpp", "0000000001", "delivered", later,
+                                        address="8613800000002") is None
+    peer_events.add_references(session, new_job, "smpp", ["0000000001"], "submitted", later)
+    session.commit()
+    for tag in (None, old_job.key, new_job.key):
+        row = peer_events.update_reference(session, "smpp", "0000000001", "delivered", later,
+                                           job_key=tag, called_at=submitted, address="13800000002")
+        assert row.instance_id == new.id
+        session.rollback()
+    # An older text that already had its final receipt takes no other.
+    (old_ref,) = session.scalars(select(peer_events.PeerReference).where(peer_events.PeerReference.job_id == old_job.id))
+    old_ref.given_at, old_ref.state = submitted, "delivered"
+    session.commit()
+    session.execute(delete(peer_events.PeerReference).where(peer_events.PeerReference.job_id == new_job.id))
+    assert peer_events.update_reference(session, "smpp", "0000000001", "delivered", later,
+                                        settled={"delivered"}) is None
+    # Knowing nothing of the receipt, the newest text with the id takes it (as before).
+    assert peer_events.update_reference(session, "smpp", "0000000001", "delivered", later).instance_id == old.id
+
+
+def test_a_receipt_no_recorded_text_fits_waits_at_each_tick_then_is_kept_as_unmatched(store, peer):
+    from processes.inbound import RECEIPT_GRACE, process_inbound
+
+    session, engine = store
+    old, new, old_job, new_job, submitted = _restarted_peer_ids(session, engine)
+    received = datetime.now(UTC)
+    detail = {"source": "13800000002", "submitted_at": submitted.isoformat(), "submit_tag": old_job.key}
+    receipt = peer_events.receive(session, "smpp_receipt", {"state": "delivered", "detail": detail},
+                                  now=received, ref="0000000001")
+    stray = peer_events.receive(session, "smpp_receipt", {"state": "delivered", "detail": {**detail, "source": "139"}},
+                                now=received, ref="0000000001")
+    session.commit()
+    assert process_inbound(session, engine, received + timedelta(seconds=5)) == 0  # both wait
+    assert receipt.processed_at is None and stray.processed_at is None
+    peer_events.add_references(session, new_job, "smpp", ["0000000001"], "submitted", received)
+    session.commit()
+    assert process_inbound(session, engine, received + timedelta(seconds=10)) == 1
+    assert (receipt.outcome, receipt.instance_id) == ("message delivered", new.id)
+    assert stray.processed_at is None
+    assert process_inbound(session, engine, received + RECEIPT_GRACE) == 1
+    assert stray.outcome.startswith("unknown message id") and stray.instance_id is None
+    delivered = [e for i in (old.id, new.id) for e in instance_events(session, i) if e.kind == "smpp_delivered"]
+    assert [e.instance_id for e in delivered] == [new.id]
 
 
 def test_a_call_that_outlives_its_lease_closes_its_unknown_incident_when_it_answers(store, peer):

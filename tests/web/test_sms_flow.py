@@ -174,3 +174,45 @@ def test_an_smsc_restart_that_reuses_message_ids_strands_nothing(sms_ctx, smsc_f
     # Each receipt is on its own case's history, once.
     assert [e.kind for e in instance_events(session, first.id)].count("smpp_delivered") == 1
     assert [e.kind for e in instance_events(session, second.id)].count("smpp_delivered") == 1
+
+
+def test_receipts_reach_their_own_case_whichever_bind_gets_them_across_an_smsc_restart(app, ctx, smsc_factory):
+    """Production runs several processes, each bound to the SMSC (web, worker, scheduler), and the
+    SMSC hands a receipt to any of the binds. Here bind B sends the first text and the SMSC hands
+    its receipt to bind A; after the SMSC restarts (ids from 1 again), A sends the second text and
+    its receipt — same id — goes to B, which once sent id 1 itself (issue 17 item 2)."""
+    session, engine = ctx
+    agent = user_by_name(session, "agent1")
+    smsc = smsc_factory(receipt_route="other")
+    registry = app.extensions["kefu_connectors"]
+    use_smsc(app, smsc.url)
+    sends_with_a = registry.operations["sms.send"]
+    use_smsc(app, smsc.url)  # a second link: another process's bind; texts go through it for now
+    start_links(app)
+    try:
+        smsc.wait_for(lambda p: p.stats()["bound"] == 2)
+        first = engine.start(session, "complaint", INTAKE, actor=agent, now=T0)
+        session.commit()
+        tick(session, engine, T0)
+        (before,) = smsc.wait_for(lambda p: p.parts())
+        _wait_for_receipt(session, engine, first.id, T0)
+
+        port = smsc.smpp_port
+        smsc.stop()
+        restarted = smsc_factory(port=port, receipt_route="other")
+        restarted.wait_for(lambda p: p.stats()["bound"] == 2, timeout=10)
+        registry.operations["sms.send"] = sends_with_a
+        later = T0 + timedelta(minutes=5)
+        second = engine.start(session, "complaint", {**INTAKE, "customer_phone": "13800000008",
+                                                      "contact_phone": "13800000008"}, actor=agent, now=later)
+        session.commit()
+        _poll(session, engine, later, restarted.parts, "nothing reached the restarted SMSC")
+        (after,) = restarted.wait_for(lambda p: p.parts())
+        assert after["message_id"] == before["message_id"]  # the id is given again
+        _wait_for_receipt(session, engine, second.id, later)
+        session.expire_all()
+        assert [e.kind for e in instance_events(session, first.id)].count("smpp_delivered") == 1
+        assert [e.kind for e in instance_events(session, second.id)].count("smpp_delivered") == 1
+        assert restarted.stats()["receipts_sent"] == 1 and restarted.stats()["deliver_sm_resp"] == 1
+    finally:
+        registry.close()
