@@ -21,9 +21,9 @@ from .errors import Conflict, NotFound, ValidationFailed
 from .models import record_event
 from .people import ASSIGNMENT_MODES, GROUP_LEVELS, ROLES, Group, User, user_by_name
 
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}$")
-GROUP_CODE = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")
-DIGITS = re.compile(r"^[0-9]+$")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,39}\Z")
+GROUP_CODE = re.compile(r"^[a-z][a-z0-9_-]{1,39}\Z")
+DIGITS = re.compile(r"^[0-9]+\Z")
 RESERVED_USERNAMES = frozenset({"me"})  # /users/me/… is the caller
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128

@@ -6,11 +6,13 @@ word them in the user's language; ``fields`` carries the English wording for API
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import jsonschema
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 
 from .errors import ValidationFailed
 
@@ -25,6 +27,35 @@ def _is_datetime(value: object) -> bool:
     if parsed.tzinfo is None:
         raise ValueError("a date-time needs a time zone offset")
     return True
+
+
+@lru_cache(maxsize=512)
+def _ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """A schema's ``pattern`` with JSON Schema's (ECMA 262) ``$``: the end of the text only. Python's
+    ``$`` also matches before a final newline, so a number with a newline after it passed ``^[0-9]{11}$``."""
+    out, in_class, escaped = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Any:
+    if validator.is_type(instance, "string") and not _ecma_pattern(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 ENGLISH = {
@@ -52,7 +83,7 @@ def validate_form(schema: dict[str, Any], data: Any) -> dict[str, Any]:
         raise ValidationFailed("data must be a JSON object", {"data": "must be an object"})
     if not schema:
         return dict(data)
-    validator = Draft202012Validator(schema, format_checker=_FORMATS)
+    validator = _Validator(schema, format_checker=_FORMATS)
     codes: dict[str, dict[str, Any]] = {}
     for error in validator.iter_errors(data):
         for field, code, params in _describe(error):

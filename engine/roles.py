@@ -35,7 +35,7 @@ from .people import ROLE_LABELS, ROLES
 from .unit_of_work import after_commit
 
 SYNC_SECONDS = 10.0
-ROLE_CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+ROLE_CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}\Z")
 ADMIN_ROLE, ADMIN_PERMISSION = "admin", "administer"
 
 

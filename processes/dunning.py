@@ -57,7 +57,7 @@ log = logging.getLogger("kefu.dunning")
 
 PROCESS_KEY = "dunning"
 MESSAGE = "dunning_paid"
-MONTH = re.compile(r"^([12]\d{3})-(0[1-9]|1[0-2])$", re.ASCII)  # years 1000-2999: no date overflows
+MONTH = re.compile(r"^([12]\d{3})-(0[1-9]|1[0-2])\Z", re.ASCII)  # years 1000-2999: no date overflows
 OPENING, OPEN, CLOSED = "opening", "open", "closed"
 ROUND_STATUS_ZH = {OPENING: "正在启动", OPEN: "催缴中", CLOSED: "已结束"}
 # Stages of a subscriber in a round, in the order a case goes through them (the diagram sets them).

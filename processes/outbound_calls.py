@@ -39,7 +39,7 @@ ASSIGNEE_VAR_PROPERTY = "kefu.assignee_var"
 OUTCOME_ZH = {"answered": "接通", "busy": "忙", "no_answer": "无人接听", "congested": "线路拥塞",
               "failed": "呼叫失败"}
 SATISFACTION_ZH = {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意"}
-_PHONE = re.compile(r"^\+?\d{3,20}$", re.ASCII)
+_PHONE = re.compile(r"^\+?\d{3,20}\Z", re.ASCII)
 _PHONE_SEPARATORS = re.compile(r"[\s\-()]")
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", re.ASCII)
 

@@ -41,7 +41,7 @@ POLL_SECONDS = 1.0        # the database check for pops written by other process
 HEARTBEAT_SECONDS = POLL_SECONDS
 MAX_POP_AGE = timedelta(minutes=2)  # a pop the browser missed for longer is no news any more
 RECENT_CALLS = 100
-_PHONE = re.compile(r"^\+?\d{3,20}$", re.ASCII)
+_PHONE = re.compile(r"^\+?\d{3,20}\Z", re.ASCII)
 
 
 @bp.app_context_processor

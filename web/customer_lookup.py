@@ -24,7 +24,7 @@ from .extensions import db
 LOOKUP_KIND = "customer_lookup"
 CASES_LIMIT = 50
 REASON_LIMIT = 200
-PHONE = re.compile(r"^\d{5,20}$", re.ASCII)  # billing's own rule (codes.NUMBER): digits, area code included
+PHONE = re.compile(r"^\d{5,20}\Z", re.ASCII)  # billing's own rule (codes.NUMBER): digits, area code included
 # Why an agent looks a customer up; ``inbound_call`` is the screen pop's (来电弹屏).
 REASONS = {
     "enquiry": _l("Enquiry by phone"),

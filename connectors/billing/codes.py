@@ -107,10 +107,10 @@ def yuan(fen: int) -> str:
 
 
 # -- validation of what Kefu writes (messages are for the agent, so Chinese) ------------------------
-NUMBER = re.compile(r"^\d{5,20}$", re.ASCII)
-PASSWORD = re.compile(r"^\d{6}$", re.ASCII)
-POSTCODE = re.compile(r"^\d{6}$", re.ASCII)
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+NUMBER = re.compile(r"^\d{5,20}\Z", re.ASCII)
+PASSWORD = re.compile(r"^\d{6}\Z", re.ASCII)
+POSTCODE = re.compile(r"^\d{6}\Z", re.ASCII)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 HASH_PREFIX = "scrypt$"
 # request type → (required parameters, optional parameters); every type may carry a ``note``.
 ORDER_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -192,7 +192,7 @@ def validate_order(request_type: str, params: dict[str, Any] | None) -> dict[str
     return out
 
 
-HANDOVER = re.compile(r"^pw-[0-9a-f]{32}$", re.ASCII)
+HANDOVER = re.compile(r"^pw-[0-9a-f]{32}\Z", re.ASCII)
 
 
 def _new_password(params: dict[str, Any]) -> dict[str, str]:

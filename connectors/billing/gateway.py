@@ -64,7 +64,7 @@ from .schema import (
 log = logging.getLogger("kefu.billing")
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MB and a few tens of ms per check
-MONTH = re.compile(r"^([12]\d{3})-(0[1-9]|1[0-2])$", re.ASCII)  # years 1000-2999: no date overflows
+MONTH = re.compile(r"^([12]\d{3})-(0[1-9]|1[0-2])\Z", re.ASCII)  # years 1000-2999: no date overflows
 _WRITE = "kefu_billing_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
 
 

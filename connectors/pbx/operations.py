@@ -10,11 +10,11 @@ from typing import Any
 from connectors.base import OUTBOX, Call, Operation, PermanentError
 from connectors.pbx.ami import AmiClient
 
-_EXTENSION = re.compile(r"^\d{2,8}$", re.ASCII)
-_PHONE = re.compile(r"^\+?\d{3,20}$", re.ASCII)
+_EXTENSION = re.compile(r"^\d{2,8}\Z", re.ASCII)
+_PHONE = re.compile(r"^\+?\d{3,20}\Z", re.ASCII)
 _PHONE_SEPARATORS = re.compile(r"[\s\-()]")
-_ANNOUNCEMENT = re.compile(r"^[A-Za-z0-9_+*#-]{1,40}$")
-_VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
+_ANNOUNCEMENT = re.compile(r"^[A-Za-z0-9_+*#-]{1,40}\Z")
+_VARIABLE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}\Z")
 DEFAULT_IVR_CONTEXT = "kefu-ivr"
 
 

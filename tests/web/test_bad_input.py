@@ -161,3 +161,33 @@ def test_the_alerts_page_does_not_echo_a_posted_view_into_its_redirect(app):
     assert answer.status_code == 302 and len(answer.headers["Location"]) < 100
     kept = browser.post("/escalations/1/acknowledge", data={"show": "unacknowledged"})
     assert kept.headers["Location"].endswith("show=unacknowledged")
+
+
+def test_a_number_with_a_newline_after_it_is_not_a_phone_number(app, client, token, billing):
+    """Python's ``$`` matches before a final newline (JSON Schema's does not): the auditor started
+    complaints and acceptances with "13800000001\\n" stored as the number."""
+    for key, data in (("complaint", {**INTAKE, "customer_phone": "13800000001\n"}),
+                      ("complaint", {**INTAKE, "contact_phone": "13800000009\n"}),
+                      ("business_acceptance", {"customer_phone": "13800000001\n"})):
+        answer = client.post(f"/api/v1/processes/{key}/instances", json={"data": data}, headers=token("agent1"))
+        assert answer.status_code == 422, (key, answer.get_json())
+    assert client.get("/api/v1/customers/13800000001%0A?reason=complaint", headers=token("agent1")).status_code in (400, 404, 422)
+    browser = app.test_client()
+    browser.post("/login", data={"username": "agent1", "password": "kefu-demo"})
+    assert browser.get("/customers/13800000001%0A?reason=complaint").status_code in (400, 404, 422)
+    # The lookup form trims what was typed, as a person means it, and opens the clean number.
+    typed = browser.get("/customers?phone=13800000001%0A&reason=complaint")
+    assert typed.status_code == 302 and typed.headers["Location"].split("?")[0].endswith("/customers/13800000001")
+
+
+def test_every_validating_pattern_ends_at_the_end_of_the_text():
+    from connectors.billing import codes
+    from connectors.pbx.operations import _PHONE as PBX_PHONE
+    from engine import administration
+    from engine.forms import _ecma_pattern
+    from web import customer_lookup
+
+    for pattern, good in ((codes.NUMBER, "13800000001"), (codes.PASSWORD, "123456"), (PBX_PHONE, "13800000001"),
+                          (administration.USERNAME, "agent1"), (customer_lookup.PHONE, "13800000001"),
+                          (_ecma_pattern(r"^1\d{10}$"), "13800000001")):
+        assert pattern.match(good) and not pattern.match(good + "\n"), pattern.pattern

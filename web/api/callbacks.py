@@ -25,7 +25,7 @@ from ..views_helpers import engine
 from .guards import api_login_required
 from .openapi import BOOLEAN, ID, STRING, documented, nullable, obj
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,60}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,60}\Z")
 CALLBACK = obj({  # what _fields accepts
     "phone": {"type": "string", "pattern": r"^\+?[0-9]{3,20}$", "description": "separators are ignored"},
     "reason": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\n]*\S[^\n]*$"},

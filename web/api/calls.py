@@ -21,10 +21,10 @@ from ..extensions import db
 from .guards import api_login_required
 from .openapi import BOOLEAN, ID, STRING, documented, obj
 
-_PHONE = re.compile(r"^\+?\d{3,20}$", re.ASCII)
+_PHONE = re.compile(r"^\+?\d{3,20}\Z", re.ASCII)
 _SEPARATORS = re.compile(r"[\s\-()]")
-_EXTENSION = re.compile(r"^\d{2,8}$", re.ASCII)
-_CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,80}$")
+_EXTENSION = re.compile(r"^\d{2,8}\Z", re.ASCII)
+_CALL_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,80}\Z")
 INBOUND = obj({"caller": {"type": "string", "pattern": _PHONE.pattern},
                "extension": {"type": "string", "pattern": _EXTENSION.pattern},
                "call_id": {"type": "string", "pattern": _CALL_ID.pattern},
