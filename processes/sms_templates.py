@@ -92,8 +92,7 @@ MAX_BODY = 4000  # characters of a template: a text of at most MAX_TEXT, with it
 # doubles a string 28 times).
 _NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.If,
           nodes.CondExpr, nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Neg,
-          nodes.Pos, nodes.Concat, nodes.Add, nodes.Sub, nodes.Filter, nodes.Test, nodes.Getattr,
-          nodes.Getitem, nodes.Keyword)
+          nodes.Pos, nodes.Concat, nodes.Add, nodes.Sub, nodes.Filter, nodes.Test, nodes.Keyword)
 _FILTERS = frozenset({"default", "d", "trim", "upper", "lower", "capitalize", "title", "truncate", "round",
                       "int", "float", "string", "length", "count", "abs", "first", "last", "e", "escape"})
 _TESTS = frozenset({"defined", "undefined", "none", "number", "string", "true", "false", "odd", "even",
@@ -103,7 +102,8 @@ _CONSTRUCTS = {nodes.For: "for", nodes.Assign: "set", nodes.AssignBlock: "set", 
                nodes.Include: "include", nodes.Import: "import", nodes.FromImport: "import",
                nodes.Extends: "extends", nodes.Block: "block", nodes.Call: "()", nodes.Mul: "*",
                nodes.Pow: "**", nodes.Mod: "%", nodes.Div: "/", nodes.FloorDiv: "//",
-               nodes.List: "[ ]", nodes.Dict: "{ }", nodes.Tuple: "( , )", nodes.Slice: "[:]"}
+               nodes.List: "[ ]", nodes.Dict: "{ }", nodes.Tuple: "( , )", nodes.Slice: "[:]",
+               nodes.Getattr: ".", nodes.Getitem: "[ ]"}
 
 
 class NotAllowed(SecurityError):
@@ -128,8 +128,8 @@ def _check_nodes(tree: nodes.Template) -> None:
             raise NotAllowed(f"|{node.name}", line)
         if isinstance(node, nodes.Test) and node.name not in _TESTS and node.name in _env.tests:
             raise NotAllowed(f"is {node.name}", line)
-        if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
-            raise NotAllowed(f".{node.attr}", line)
+        if isinstance(node, nodes.Name) and node.name in _env.globals:  # lipsum, range, cycler …
+            raise NotAllowed(node.name, line)
 
 
 class _TextSandbox(SandboxedEnvironment):

@@ -24,6 +24,8 @@ from tests.web.test_pages import Browser
     ("您好\n{% for i in range(3) %}x{% endfor %}", "not_allowed", 2),
     ("{{ reference|center(1000000000) }}", "not_allowed", 1),
     ("{{ reference.__class__ }}", "not_allowed", 1),
+    ("{{ reference.upper }}", "not_allowed", 1),   # a method's repr would reach the customer
+    ("您好{{ lipsum }}", "not_allowed", 1),        # Jinja's globals are not values of the text
     ("{{ 'x' ~ reference }}" * 300, "body_too_long", None),
     ("{% if reference %}工单{{ reference|trim|truncate(20) }}{% endif %}", None, None),
 ])
