@@ -26,8 +26,11 @@ def process_inbound(session: Session, engine: Engine, now: datetime, limit: int 
     settled = 0
     for event_id in [e.id for e in peer_events.pending_inbound(session, limit)]:
         session.commit()
-        event = session.get(peer_events.InboundEvent, event_id)
+        # Locked until settled: the worker, the scheduler and the web's job waker all settle what
+        # peers sent, and without the lock two of them could settle one receipt twice (PostgreSQL).
+        event = session.get(peer_events.InboundEvent, event_id, with_for_update=True, populate_existing=True)
         if event is None or event.processed_at is not None:
+            session.rollback()
             continue
         try:
             outcome = _handle(session, engine, event, now)
@@ -36,7 +39,10 @@ def process_inbound(session: Session, engine: Engine, now: datetime, limit: int 
             continue
         except KefuError as exc:
             session.rollback()
-            event = session.get(peer_events.InboundEvent, event_id)
+            event = session.get(peer_events.InboundEvent, event_id, with_for_update=True, populate_existing=True)
+            if event is None or event.processed_at is not None:
+                session.rollback()
+                continue
             outcome = f"failed: {exc}"
         if outcome is None:
             session.rollback()
