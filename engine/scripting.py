@@ -124,7 +124,11 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 _SIZED = (str, bytes, list, tuple)
 
 
-def _size(value: Any, limit: int = MAX_ITEMS) -> int:
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, _SIZED) else 0
+
+
+def _deep_size(value: Any, limit: int = MAX_ITEMS) -> int:
     """Items of ``value`` counted deeply, a nested container once per place it appears (so that
     ``[[0] * 100000] * 100000`` counts what printing or comparing it would walk); characters of
     text. Stops counting past ``limit``."""
@@ -143,8 +147,12 @@ def _size(value: Any, limit: int = MAX_ITEMS) -> int:
     return total
 
 
-def _refuse_if_large(*values: Any, factor: int = 1) -> None:
-    if sum(_size(v) for v in values) * max(factor, 1) > MAX_ITEMS:
+def _refuse_if_large(*values: Any, factor: int = 1, deep: bool = True) -> None:
+    """Refuse what would hold more than MAX_ITEMS items: counted deeply where the result is
+    printed or repeated (a shared list is walked once per place); shallowly where a list or text
+    only grows (``items += [x]`` in a loop must stay linear)."""
+    size = _deep_size if deep else _size
+    if sum(size(v) for v in values) * max(factor, 1) > MAX_ITEMS:
         raise ScriptRefused(f"the result would exceed {MAX_ITEMS} items")
 
 
@@ -154,7 +162,7 @@ _FORMAT_WIDTHS = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 def _check_binop(symbol: str, left: Any, right: Any) -> None:
     op = symbol.rstrip("=")
     if op == "+" and isinstance(left, _SIZED):
-        _refuse_if_large(left, right)
+        _refuse_if_large(left, right, deep=False)
     if op == "*":
         for seq, times in ((left, right), (right, left)):
             if isinstance(seq, _SIZED) and isinstance(times, int):
@@ -223,7 +231,7 @@ def _growing(target: list, name: str) -> Callable[..., Any]:
     method = getattr(target, name)
 
     def guarded(*args: Any) -> Any:
-        _refuse_if_large(target, *args)
+        _refuse_if_large(target, *(a for a in args if isinstance(a, _SIZED)), deep=False)
         return method(*args)
 
     return guarded
