@@ -89,10 +89,11 @@ class _Transformer(RestrictingNodeTransformer):
         spec = node.format_spec
         if spec is not None:
             parts = spec.values if isinstance(spec, ast.JoinedStr) else [spec]
-            if not all(isinstance(p, ast.Constant) for p in parts):
+            constants = [p for p in parts if isinstance(p, ast.Constant)]
+            if len(constants) != len(parts):
                 self.error(node, "an f-string's format may not be computed in a diagram's script")
                 return node
-            widths = [int(n) for p in parts for n in re.findall(r"\d+", str(p.value))]
+            widths = [int(n) for p in constants for n in re.findall(r"\d+", str(p.value))]
             if any(w > MAX_ITEMS for w in widths):
                 self.error(node, f"an f-string's width is limited to {MAX_ITEMS} characters")
                 return node
