@@ -52,6 +52,11 @@ class Call:
     # call (e.g. SMSC message ids), so that a crash before the outcome is stored still knows what
     # the peer accepted. None when nobody listens.
     accepted: Callable[[str, list[str]], None] | None = None
+    # ``handing_over()``: for an operation with ``marks_handover``, called right before the request
+    # leaves for the peer (after any wait for a link or a window slot); it records that the call
+    # may now reach the peer, and raises ``TransientError`` when the call must not be made. None
+    # when nobody listens.
+    handing_over: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,10 @@ class Operation:
     # ids it accepted for it; returns a ``PeerAnswer``. None when the protocol cannot ask.
     # (params, ids the peer gave this call, those of them it has since given to a later call)
     query: Callable[[dict[str, Any], list[str], frozenset[str]], PeerAnswer] | None = None
+    # The operation calls ``call.handing_over()`` itself, when its request really leaves (after its
+    # client's queueing). Otherwise the worker marks the job handed over before ``run``: a crash
+    # while it queued would make its outcome 'unknown' although nothing was sent.
+    marks_handover: bool = False
 
 
 @dataclass(frozen=True)

@@ -185,11 +185,17 @@ class Worker:
         operation = self.operations.get(job.operation)
         if operation is None:
             return Outcome(job, error=PermanentError(f"no installed connector offers '{job.operation}'"))
-        if marks is not None and not marks.submitting(job):
+        late = marks is not None and operation.marks_handover
+        if marks is not None and not late and not marks.submitting(job):
             return Outcome(job, error=TransientError("not called: the job could not be marked as submitting"))
+        handing_over = None
+        if marks is not None and late:
+            def handing_over() -> None:  # the operation's request is about to leave: mark it now
+                if not marks.submitting(job):
+                    raise TransientError("not called: the job could not be marked as submitting")
         accepted = None if marks is None else (lambda kind, ids: marks.note(job, kind, ids, now))
         call = Call(job_id=job.id, key=job.key, attempt=job.attempt, now=now, instance_id=job.instance_id,
-                    accepted=accepted)
+                    accepted=accepted, handing_over=handing_over)
         try:
             result = operation.run(dict(job.params), call)
         except Exception as exc:  # every failure is recorded on the job

@@ -45,8 +45,9 @@ class LazySms:
             return self._client
 
     def submit(self, to: str, text: str, source: str | None = None, tag: str | None = None,
-               on_accepted: Any = None) -> Any:
-        return self.client().submit(to, text, source=source, tag=tag, on_accepted=on_accepted)
+               on_accepted: Any = None, before_send: Any = None) -> Any:
+        return self.client().submit(to, text, source=source, tag=tag, on_accepted=on_accepted,
+                                    before_send=before_send)
 
     def query(self, message_id: str, source: str | None = None) -> Any:
         return self.client().query(message_id, source=source)

@@ -258,12 +258,15 @@ class SmppClient:
     # -- sending ---------------------------------------------------------------------------------
 
     def submit(self, to: str, text: str, source: str | None = None, tag: str | None = None,
-               on_accepted: Callable[[str], None] | None = None) -> SubmitResult:
+               on_accepted: Callable[[str], None] | None = None,
+               before_send: Callable[[], None] | None = None) -> SubmitResult:
         """Send ``text`` to ``to``; block until the SMSC has accepted every part. Thread-safe.
 
         ``tag`` (e.g. the outbox job's key) comes back in the raw fields of this message's receipts
         as ``submit_tag``, so that a receipt names its submit even when message ids repeat.
         ``on_accepted(message_id)`` runs as each part is accepted (to store the id before the rest).
+        ``before_send()`` runs once, when the first part has its link and window slot and is about to
+        be written (what raises there is raised here, and nothing is sent).
 
         Raises ``PermanentError`` when sending it again cannot help (bad number, empty or too long
         text, a rejecting status, bind refused) and ``TransientError`` when it may (SMSC unreachable
@@ -284,8 +287,8 @@ class SmppClient:
                   "esm_class": encoded.esm_class, "data_coding": encoded.data_coding,
                   "registered_delivery": 1}  # ask for a receipt on final delivery
         ids = []
-        for part in encoded.parts:
-            ids.append(self._submit_part(fields, part, tag))
+        for index, part in enumerate(encoded.parts):
+            ids.append(self._submit_part(fields, part, tag, before_send if index == 0 else None))
             if on_accepted is not None:
                 on_accepted(ids[-1])
         log.info("SMS to %s accepted: %d characters in %d part(s), message id(s) %s",
@@ -325,8 +328,10 @@ class SmppClient:
                                final_date=_text(getattr(pdu, "final_date", None)),
                                error_code=int(getattr(pdu, "error_code", 0) or 0))
 
-    def _submit_part(self, fields: dict[str, Any], short_message: bytes, tag: str | None = None) -> str:
-        """Send one part, resending after ESME_RTHROTTLED; return its message_id."""
+    def _submit_part(self, fields: dict[str, Any], short_message: bytes, tag: str | None = None,
+                     before_send: Callable[[], None] | None = None) -> str:
+        """Send one part, resending after ESME_RTHROTTLED; return its message_id. ``before_send``
+        runs once, holding the link and the window slot, just before the first write."""
         timeout = self.config.timeout
         throttled_for, delay = 0.0, _THROTTLE_FIRST
         deadline = time.monotonic() + timeout  # for the link and a window slot, however often it drops
@@ -334,6 +339,9 @@ class SmppClient:
             link = self._take_slot(deadline)
             try:
                 self._pace.wait()
+                if before_send is not None:
+                    before_send()
+                    before_send = None
                 sent = self._send_submit(link, fields, short_message, tag)
                 if sent is None:
                     continue  # not sent, the link is gone: go again once re-bound

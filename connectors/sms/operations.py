@@ -30,7 +30,8 @@ def operations(client: Any, render: Renderer) -> list[Operation]:
             raise PermanentError("sms.send needs 'text' or 'template'")
         noted = call.accepted
         sent = client.submit(to, text, source=params.get("source") or None, tag=call.key,
-                             on_accepted=None if noted is None else (lambda mid: noted("smpp", [mid])))
+                             on_accepted=None if noted is None else (lambda mid: noted("smpp", [mid])),
+                             before_send=call.handing_over)
         return {"to": to, "text": text, "parts": sent.parts, "message_ids": list(sent.message_ids),
                 "peer_refs": {"kind": "smpp", "ids": list(sent.message_ids)}}
 
@@ -60,7 +61,8 @@ def operations(client: Any, render: Renderer) -> list[Operation]:
 
     return [Operation("sms.send", "发送短信", send, required=("to",), optional=("text", "template", "context",
                                                                           "source"),
-                      description="通过短信中心（SMPP）发送一条短信；长短信自动拆分。", query=query)]
+                      description="通过短信中心（SMPP）发送一条短信；长短信自动拆分。", query=query,
+                      marks_handover=True)]
 
 
 _STATE_ZH = {"ENROUTE": "发送中", "DELIVERED": "已送达", "EXPIRED": "已过期", "DELETED": "已删除",

@@ -5,6 +5,8 @@ own store) before confirming or retrying: nothing is lost, nothing is texted twi
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -134,3 +136,41 @@ def test_an_id_the_restarted_smsc_gave_a_later_text_is_not_asked_about(sms_ctx, 
     assert smsc.stats()["queries"] == 0  # not asked: its answer would be about the later text
     body = admin.post(f"/admin/incidents/{crashed.id}/confirm", follow_redirects=True).get_data(as_text=True)
     assert "未能确认" in body
+
+
+def test_only_texts_that_really_leave_are_marked_handed_over(app, ctx, smsc_factory):
+    """A text waiting for the SMSC's window (or the link) is not yet handed over: a crash then must
+    requeue it, not make it 'outcome unknown' (the auditor counted 16 unknown texts after a kill
+    with a window of 10). With a window of one and a slow SMSC, one text is 'submitting' while the
+    others wait as 'running'; all three go out once."""
+    from collections import Counter
+
+    from sqlalchemy.orm import Session
+
+    slow = smsc_factory(response_delay_ms=800)
+    use_smsc(app, slow.url + ("&" if "?" in slow.url else "?") + "window=1")
+    start_links(app)
+    try:
+        session, engine = ctx
+        for number in ("13900000101", "13900000102", "13900000103"):
+            engine.start(session, "complaint", {**INTAKE, "contact_phone": number},
+                         actor=user_by_name(session, "agent1"), now=T0)
+            session.commit()
+        worker = engine.worker
+        jobs = worker.claim(session, T0, 10)
+        assert sorted(j.operation for j in jobs) == ["sms.send"] * 3
+        bind = session.get_bind()
+        session.commit()
+        outcomes: list = []
+        calling = threading.Thread(target=lambda: outcomes.extend(worker.execute(jobs, T0, bind=bind)))
+        calling.start()
+        time.sleep(0.4)  # the first submit_sm is out, its answer 0.8 s away; the others wait for the slot
+        with Session(bind) as look:
+            statuses = Counter(look.scalars(select(outbox.ConnectorJob.status).where(
+                outbox.ConnectorJob.id.in_([j.id for j in jobs]))))
+        calling.join(30)
+        assert statuses == {"submitting": 1, "running": 2}, statuses
+        assert [o.error for o in outcomes] == [None] * 3
+        assert sorted(m["destination"] for m in slow.messages()) == ["13900000101", "13900000102", "13900000103"]
+    finally:
+        app.extensions["kefu_connectors"].close()
