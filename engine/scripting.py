@@ -28,11 +28,11 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
-from datetime import time as time_of_day
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal
+from uuid import UUID
 
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted
 from RestrictedPython.Guards import (
@@ -419,7 +419,8 @@ class SandboxEnvironment(TaskDataEnvironment):
         return True
 
 
-_LEAVES = (str, bool, int, float, Decimal, datetime, date, time_of_day, timedelta, type(None))
+# What the workflow's serializer (SpiffWorkflow's registry) can write besides JSON's own values.
+_LEAVES = (str, bool, int, float, datetime, timedelta, UUID, type(None))
 
 
 def _unstorable(value: Any) -> str | None:
