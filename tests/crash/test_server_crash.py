@@ -5,6 +5,7 @@ no step lost or done twice, exactly one billing order per case that took its ord
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
@@ -44,8 +45,13 @@ class Agent:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            try:
+                return exc.code, json.loads(exc.read() or b"null")
+            except (http.client.HTTPException, OSError) as cut:  # died while sending the refusal
+                raise Down(str(cut)) from cut
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, http.client.HTTPException) as exc:
+            # HTTPException: the server died while sending its answer (IncompleteRead) — the agent
+            # does not know whether the request happened, as with a refused connection.
             raise Down(str(exc)) from exc
 
     def open_task(self, instance_id: int) -> dict | None:
