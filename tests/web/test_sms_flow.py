@@ -144,8 +144,11 @@ def test_escalations_text_the_supervisor(sms_ctx):
     assert "升级L1" in texts[0]["text"] and "首次答复" in texts[0]["text"]
 
 
-def test_an_smsc_restart_that_reuses_message_ids_strands_nothing(sms_ctx, smsc_factory):
-    session, engine, smsc = sms_ctx
+def _text_across_a_restart(session, engine, smsc, smsc_factory, *, before_second=None, **config):
+    """A complaint texted through ``smsc`` (its receipt settled); the SMSC restarts on the same port
+    with ``config`` and numbers from 1 again; ``before_second(restarted)``; a second complaint
+    texted, given the first text's id again, and its receipt settled. Returns both cases and the
+    restarted SMSC."""
     agent = user_by_name(session, "agent1")
     first = engine.start(session, "complaint", INTAKE, actor=agent, now=T0)
     session.commit()
@@ -153,10 +156,11 @@ def test_an_smsc_restart_that_reuses_message_ids_strands_nothing(sms_ctx, smsc_f
     (before,) = smsc.wait_for(lambda p: p.parts())
     _wait_for_receipt(session, engine, first.id, T0)
 
-    # The SMSC restarts on the same port and numbers its messages from 1 again.
     port = smsc.smpp_port
     smsc.stop()
-    restarted = smsc_factory(port=port)
+    restarted = smsc_factory(port=port, **config)
+    if before_second is not None:
+        before_second(restarted)
     later = T0 + timedelta(minutes=5)
     second = engine.start(session, "complaint", {**INTAKE, "customer_phone": "13800000008",
                                                   "contact_phone": "13800000008"}, actor=agent, now=later)
@@ -165,15 +169,23 @@ def test_an_smsc_restart_that_reuses_message_ids_strands_nothing(sms_ctx, smsc_f
     (after,) = restarted.wait_for(lambda p: p.parts())
     assert after["message_id"] == before["message_id"]  # the id is given again
     _wait_for_receipt(session, engine, second.id, later)
-
     session.expire_all()
+    return first, second, restarted
+
+
+def _receipts_on(session, instance) -> int:
+    return [e.kind for e in instance_events(session, instance.id)].count("smpp_delivered")
+
+
+def test_an_smsc_restart_that_reuses_message_ids_strands_nothing(sms_ctx, smsc_factory):
+    session, engine, smsc = sms_ctx
+    first, second, _restarted = _text_across_a_restart(session, engine, smsc, smsc_factory)
     assert outbox.open_incidents(session) == []
     for instance in (first, second):
         jobs = [j for j in outbox.jobs_of_instance(session, instance.id) if j.operation == "sms.send"]
         assert [j.status for j in jobs] == ["done"]
     # Each receipt is on its own case's history, once.
-    assert [e.kind for e in instance_events(session, first.id)].count("smpp_delivered") == 1
-    assert [e.kind for e in instance_events(session, second.id)].count("smpp_delivered") == 1
+    assert _receipts_on(session, first) == _receipts_on(session, second) == 1
 
 
 def test_receipts_reach_their_own_case_whichever_bind_gets_them_across_an_smsc_restart(app, ctx, smsc_factory):
@@ -182,37 +194,22 @@ def test_receipts_reach_their_own_case_whichever_bind_gets_them_across_an_smsc_r
     its receipt to bind A; after the SMSC restarts (ids from 1 again), A sends the second text and
     its receipt — same id — goes to B, which once sent id 1 itself (issue 17 item 2)."""
     session, engine = ctx
-    agent = user_by_name(session, "agent1")
     smsc = smsc_factory(receipt_route="other")
     registry = app.extensions["kefu_connectors"]
     use_smsc(app, smsc.url)
     sends_with_a = registry.operations["sms.send"]
     use_smsc(app, smsc.url)  # a second link: another process's bind; texts go through it for now
     start_links(app)
-    try:
-        smsc.wait_for(lambda p: p.stats()["bound"] == 2)
-        first = engine.start(session, "complaint", INTAKE, actor=agent, now=T0)
-        session.commit()
-        tick(session, engine, T0)
-        (before,) = smsc.wait_for(lambda p: p.parts())
-        _wait_for_receipt(session, engine, first.id, T0)
 
-        port = smsc.smpp_port
-        smsc.stop()
-        restarted = smsc_factory(port=port, receipt_route="other")
+    def send_with_a(restarted) -> None:
         restarted.wait_for(lambda p: p.stats()["bound"] == 2, timeout=10)
         registry.operations["sms.send"] = sends_with_a
-        later = T0 + timedelta(minutes=5)
-        second = engine.start(session, "complaint", {**INTAKE, "customer_phone": "13800000008",
-                                                      "contact_phone": "13800000008"}, actor=agent, now=later)
-        session.commit()
-        _poll(session, engine, later, restarted.parts, "nothing reached the restarted SMSC")
-        (after,) = restarted.wait_for(lambda p: p.parts())
-        assert after["message_id"] == before["message_id"]  # the id is given again
-        _wait_for_receipt(session, engine, second.id, later)
-        session.expire_all()
-        assert [e.kind for e in instance_events(session, first.id)].count("smpp_delivered") == 1
-        assert [e.kind for e in instance_events(session, second.id)].count("smpp_delivered") == 1
+
+    try:
+        smsc.wait_for(lambda p: p.stats()["bound"] == 2)
+        first, second, restarted = _text_across_a_restart(session, engine, smsc, smsc_factory,
+                                                          before_second=send_with_a, receipt_route="other")
+        assert _receipts_on(session, first) == _receipts_on(session, second) == 1
         assert restarted.stats()["receipts_sent"] == 1 and restarted.stats()["deliver_sm_resp"] == 1
     finally:
         registry.close()
